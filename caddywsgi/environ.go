@@ -1,0 +1,165 @@
+package caddywsgi
+
+import (
+	"net"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-wsgi/caddy-wsgi/protocol"
+)
+
+// environ builds a REQUEST payload: the CGI variables of one request as
+// mod_wsgi sets them. The worker adds the keys that never change.
+type environ struct {
+	b     []byte
+	pairs int
+}
+
+func (e *environ) add(key, value string) {
+	e.b = protocol.AppendPair(e.b, key, value)
+	e.pairs++
+}
+
+// appendEnviron encodes r's environ. contentLength is the body's length, or
+// -1 if it is not known yet.
+func (h *Handler) appendEnviron(b []byte, r *http.Request, contentLength int64) ([]byte, error) {
+	e := environ{b: b}
+	e.add("REQUEST_METHOD", r.Method)
+
+	scriptName, pathInfo := h.splitPath(r.URL.Path)
+	e.add("SCRIPT_NAME", scriptName)
+	e.add("PATH_INFO", pathInfo)
+	e.add("QUERY_STRING", r.URL.RawQuery)
+	requestURI := r.RequestURI
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok {
+		requestURI = orig.RequestURI
+	}
+	e.add("REQUEST_URI", requestURI)
+	if contentLength >= 0 {
+		e.add("CONTENT_LENGTH", strconv.FormatInt(contentLength, 10))
+	}
+
+	host, port := splitHost(r.Host)
+	if port == "" {
+		if addr, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			var localHost string
+			localHost, port, _ = net.SplitHostPort(addr.String())
+			if host == "" {
+				host = localHost
+			}
+		}
+	}
+	e.add("SERVER_NAME", host)
+	e.add("SERVER_PORT", port)
+	e.add("SERVER_PROTOCOL", r.Proto)
+
+	remoteAddr, remotePort, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		remoteAddr = r.RemoteAddr
+	}
+	// The client's address as Caddy determined it, which honours the server's
+	// trusted_proxies setting.
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		remoteAddr = ip
+	}
+	e.add("REMOTE_ADDR", remoteAddr)
+	e.add("REMOTE_PORT", remotePort)
+	if r.TLS != nil {
+		e.add("HTTPS", "on")
+		e.add("wsgi.url_scheme", "https")
+	} else {
+		e.add("wsgi.url_scheme", "http")
+	}
+
+	if r.Host != "" {
+		e.add("HTTP_HOST", r.Host)
+	}
+	for name, values := range r.Header {
+		e.addHeader(name, values)
+	}
+	if err := protocol.CheckPairs(e.b[len(b):], e.pairs); err != nil {
+		return b, err
+	}
+	return e.b, nil
+}
+
+// addHeader adds one request header as CGI does: HTTP_ followed by the name
+// in upper case with dashes as underscores, repeated values joined by ", ".
+func (e *environ) addHeader(name string, values []string) {
+	switch name {
+	case "Content-Type":
+		e.add("CONTENT_TYPE", strings.Join(values, ", "))
+		return
+	case "Content-Length":
+		// CONTENT_LENGTH comes from the body Caddy actually read.
+		return
+	case "Proxy":
+		// httpoxy: HTTP_PROXY would pose as the proxy setting of the same
+		// name. Apache drops it too.
+		return
+	}
+	// A name with an underscore could pose as another header once dashes
+	// become underscores (X_Forwarded_For as X-Forwarded-For): drop it, as
+	// Apache does.
+	if strings.IndexByte(name, '_') >= 0 {
+		return
+	}
+	e.b = append(e.b, "HTTP_"...)
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '-':
+			c = '_'
+		case 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		}
+		e.b = append(e.b, c)
+	}
+	e.b = append(e.b, 0)
+	for i, v := range values {
+		if i > 0 {
+			e.b = append(e.b, ", "...)
+		}
+		e.b = append(e.b, v...)
+	}
+	e.b = append(e.b, 0)
+	e.pairs++
+}
+
+// splitPath divides a request path at the mount point into SCRIPT_NAME and
+// PATH_INFO, after resolving dot segments and doubled slashes as Apache does
+// before it maps a URL to a WSGIScriptAlias.
+func (h *Handler) splitPath(p string) (scriptName, pathInfo string) {
+	if strings.Contains(p, "//") || strings.Contains(p, "/.") {
+		cleaned := path.Clean(p)
+		if strings.HasSuffix(p, "/") && cleaned != "/" {
+			cleaned += "/"
+		}
+		p = cleaned
+	}
+	if h.scriptName == "" {
+		return "", p
+	}
+	if p == h.scriptName {
+		return h.scriptName, ""
+	}
+	if strings.HasPrefix(p, h.scriptName) && p[len(h.scriptName)] == '/' {
+		return h.scriptName, p[len(h.scriptName):]
+	}
+	// Not under the mount point: only a hand-written JSON config without the
+	// matching path matcher can route such a request here.
+	return "", p
+}
+
+// splitHost splits a Host header into host and port; unlike net.SplitHostPort
+// it accepts a host without a port.
+func splitHost(hostport string) (host, port string) {
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		return h, p
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]"), ""
+}

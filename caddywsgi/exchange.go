@@ -1,0 +1,411 @@
+package caddywsgi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/textproto"
+	"os"
+	"strconv"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/caddy-wsgi/caddy-wsgi/pool"
+	"github.com/caddy-wsgi/caddy-wsgi/protocol"
+)
+
+// Pooled buffers: REQUEST frames, and the first window of request bodies.
+var (
+	framePool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+	bodyPool  = sync.Pool{New: func() any { b := make([]byte, protocol.BodyChunk); return &b }}
+)
+
+// ServeHTTP sends the request to an idle worker thread and relays its response.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	// Read the first window of the body before taking a worker thread, so a
+	// slow client uploading a form does not hold one.
+	var body []byte
+	rest := false
+	contentLength := int64(-1)
+	if r.Header.Get("Content-Length") != "" {
+		contentLength = r.ContentLength
+	}
+	if hasBody(r) {
+		bp := bodyPool.Get().(*[]byte)
+		defer bodyPool.Put(bp)
+		var err error
+		if body, rest, err = readFirstWindow(r, *bp); err != nil {
+			return err
+		}
+		if contentLength < 0 && !rest {
+			// A chunked body that fit in the window gets its length, which
+			// frameworks such as Django need to read it at all.
+			contentLength = int64(len(body))
+		}
+	}
+
+	fp := framePool.Get().(*[]byte)
+	defer framePool.Put(fp)
+	frames := protocol.AppendHeader((*fp)[:0], protocol.Request, 0, 0)
+	frames, err := h.appendEnviron(frames, r, contentLength)
+	if err != nil {
+		return caddyhttp.Error(http.StatusBadRequest, err)
+	}
+	putLength(frames, len(frames)-protocol.HeaderSize)
+	if body == nil {
+		frames[1] = protocol.FlagNoBody
+	} else {
+		frames = protocol.AppendFrame(frames, protocol.Body, 0, body)
+		end := protocol.BodyEnd
+		if rest {
+			end = protocol.BodyPause
+		}
+		frames = protocol.AppendHeader(frames, end, 0, 0)
+	}
+	*fp = frames
+
+	c, err := h.pool.Acquire(r.Context())
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return caddyhttp.Error(499, err) // the client went away while queued
+		}
+		return caddyhttp.Error(http.StatusServiceUnavailable, err)
+	}
+	ex := &exchange{h: h, w: w, r: r, c: c, declared: -1, bodyRest: rest}
+	defer ex.release()
+	if _, err := c.Write(frames); err != nil {
+		ex.broken = true
+		return ex.workerFailed(fmt.Errorf("sending the request: %w", err))
+	}
+	return ex.relay()
+}
+
+func hasBody(r *http.Request) bool {
+	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+}
+
+// putLength writes a frame's payload length into the header at frames[0:8].
+func putLength(frames []byte, n int) {
+	frames[4], frames[5], frames[6], frames[7] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+}
+
+// readFirstWindow reads up to len(buf) bytes of the body. rest reports that
+// the body may go on beyond them.
+func readFirstWindow(r *http.Request, buf []byte) (body []byte, rest bool, err error) {
+	want := int64(len(buf))
+	if r.ContentLength > 0 && r.ContentLength < want {
+		want = r.ContentLength
+	}
+	n, err := io.ReadFull(r.Body, buf[:want])
+	switch {
+	case err == nil:
+		return buf[:n], r.ContentLength < 0 || r.ContentLength > want, nil
+	case r.ContentLength < 0 && (err == io.EOF || err == io.ErrUnexpectedEOF):
+		return buf[:n], false, nil
+	}
+	var maxErr *http.MaxBytesError
+	if errors.As(err, &maxErr) {
+		return nil, false, caddyhttp.Error(http.StatusRequestEntityTooLarge, err)
+	}
+	return nil, false, caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("reading the request body: %w", err))
+}
+
+// exchange relays one response from a worker to the client.
+type exchange struct {
+	h *Handler
+	w http.ResponseWriter
+	r *http.Request
+	c *pool.Conn
+
+	status      int
+	headSeen    bool
+	wroteHeader bool
+	written     int64
+	declared    int64 // Content-Length the application set, or -1
+	headErr     error // the application's head was invalid: answer 500
+	clientGone  bool  // stop writing, but read the worker's frames to the end
+	truncated   bool  // the application wrote more than its Content-Length
+	broken      bool  // the connection is out of step; the process is replaced
+	shortFile   bool
+	released    bool
+	rc          *http.ResponseController
+
+	bodyRest bool          // the body goes on past the first window
+	streamer *bodyStreamer // sends the rest, once the worker asks for it
+}
+
+// release returns the connection to the pool, once the body streamer is done
+// with it.
+func (e *exchange) release() {
+	if e.released {
+		return
+	}
+	e.released = true
+	if e.streamer != nil {
+		e.streamer.stop()
+		e.broken = e.broken || e.streamer.connFailed
+	}
+	e.h.pool.Release(e.c, !e.broken)
+}
+
+// relay reads the worker's frames until the response ends.
+func (e *exchange) relay() error {
+	for {
+		f, err := e.c.R.Next()
+		if err != nil {
+			e.broken = true
+			return e.workerFailed(err)
+		}
+		switch f.Type {
+		case protocol.ResponseHead:
+			if e.headSeen {
+				e.broken = true
+				return e.workerFailed(fmt.Errorf("%w: a second RESPONSE_HEAD", protocol.ErrProtocol))
+			}
+			e.headSeen = true
+			e.headErr = e.setHead(f.Payload)
+			if e.headErr != nil {
+				e.log(zapcore.ErrorLevel, "invalid response head from the WSGI application", zap.Error(e.headErr))
+			}
+		case protocol.ResponseBody:
+			if !e.headSeen {
+				e.broken = true
+				return e.workerFailed(fmt.Errorf("%w: RESPONSE_BODY before RESPONSE_HEAD", protocol.ErrProtocol))
+			}
+			e.write(f.Payload)
+			if e.c.R.Buffered() == 0 {
+				e.flush()
+			}
+		case protocol.ResponseFile:
+			if err := e.sendFile(f.Payload); err != nil {
+				e.broken = true
+				return e.workerFailed(err)
+			}
+		case protocol.ResponseEnd:
+			return e.end(f.Flags&protocol.FlagAborted != 0)
+		case protocol.AppError:
+			if e.headSeen {
+				e.broken = true
+				return e.workerFailed(fmt.Errorf("%w: APP_ERROR after RESPONSE_HEAD", protocol.ErrProtocol))
+			}
+			if err := e.bodyError(); err != nil {
+				return err
+			}
+			return caddyhttp.Error(http.StatusInternalServerError, fmt.Errorf("WSGI application error: %s", f.Payload))
+		case protocol.BodyMore:
+			want, err := protocol.ParseBodyMore(f.Payload)
+			if err == nil && !e.requestBody(want) {
+				err = fmt.Errorf("%w: BODY_MORE while no request body is paused", protocol.ErrProtocol)
+			}
+			if err != nil {
+				e.broken = true
+				return e.workerFailed(err)
+			}
+		case protocol.Log:
+			e.log(logLevel(f.Flags), string(f.Payload))
+		default:
+			e.broken = true
+			return e.workerFailed(fmt.Errorf("%w: unexpected %s frame", protocol.ErrProtocol, f.Type))
+		}
+	}
+}
+
+// setHead stores the status and headers; they are sent with the first body
+// bytes, so that a file response can still get a Content-Length.
+func (e *exchange) setHead(p []byte) error {
+	header := e.w.Header()
+	status, err := protocol.ParseResponseHead(p, func(name, value []byte) error {
+		if !httpguts.ValidHeaderFieldName(string(name)) {
+			return fmt.Errorf("invalid response header name %q", name)
+		}
+		if !httpguts.ValidHeaderFieldValue(string(value)) {
+			return fmt.Errorf("invalid value for response header %q: %q", name, value)
+		}
+		key := textproto.CanonicalMIMEHeaderKey(string(name))
+		switch key {
+		case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Trailer", "Te":
+			// Hop-by-hop: PEP 3333 forbids them and they are Caddy's business.
+			return nil
+		case "Content-Length":
+			n, err := strconv.ParseInt(string(value), 10, 64)
+			if err != nil || n < 0 {
+				return fmt.Errorf("invalid Content-Length %q", value)
+			}
+			e.declared = n
+		}
+		header[key] = append(header[key], string(value))
+		return nil
+	})
+	if err != nil {
+		for k := range header {
+			delete(header, k)
+		}
+		return err
+	}
+	e.status = status
+	return nil
+}
+
+func (e *exchange) writeHeader() {
+	if !e.wroteHeader {
+		e.wroteHeader = true
+		e.w.WriteHeader(e.status)
+	}
+}
+
+func (e *exchange) write(p []byte) {
+	if e.headErr != nil || e.clientGone || e.truncated {
+		return
+	}
+	e.writeHeader()
+	n, err := e.w.Write(p)
+	e.written += int64(n)
+	switch {
+	case err == nil:
+	case errors.Is(err, http.ErrContentLength):
+		e.truncated = true
+		e.log(zapcore.WarnLevel, "the WSGI application sent more than its Content-Length; the response was truncated",
+			zap.Int64("content_length", e.declared))
+	case errors.Is(err, http.ErrBodyNotAllowed):
+	default:
+		e.clientGone = true
+	}
+}
+
+func (e *exchange) flush() {
+	if e.clientGone || !e.wroteHeader {
+		return
+	}
+	if e.rc == nil {
+		e.rc = http.NewResponseController(e.w)
+	}
+	if err := e.rc.Flush(); err != nil {
+		e.clientGone = true
+	}
+}
+
+// sendFile sends a file the worker passed by descriptor (wsgi.file_wrapper),
+// with sendfile where the connection allows it.
+func (e *exchange) sendFile(payload []byte) error {
+	fd, err := e.c.R.TakeFD()
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), "wsgi.file_wrapper")
+	defer f.Close()
+	rng, err := protocol.ParseFileRange(payload)
+	if err != nil {
+		return err
+	}
+	if !e.headSeen {
+		return fmt.Errorf("%w: RESPONSE_FILE before RESPONSE_HEAD", protocol.ErrProtocol)
+	}
+	if e.headErr != nil || e.clientGone {
+		return nil
+	}
+	n := rng.Length
+	if e.declared >= 0 {
+		n = min(n, e.declared-e.written)
+	} else if !e.wroteHeader {
+		e.w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		e.declared = n
+	}
+	if _, err := f.Seek(rng.Offset, io.SeekStart); err != nil {
+		e.shortFile = true
+		e.log(zapcore.ErrorLevel, "cannot seek in the wsgi.file_wrapper file", zap.Error(err))
+		return nil
+	}
+	e.writeHeader()
+	copied, err := io.Copy(e.w, io.LimitReader(f, n))
+	e.written += copied
+	if copied < n {
+		if err == nil {
+			e.shortFile = true
+			e.log(zapcore.ErrorLevel, "the wsgi.file_wrapper file ended before the response did",
+				zap.Int64("expected", n), zap.Int64("sent", copied))
+		} else {
+			e.clientGone = true
+		}
+	}
+	return nil
+}
+
+// end finishes the response; an aborted or short one is broken off, so the
+// client cannot take it for complete.
+func (e *exchange) end(aborted bool) error {
+	if e.headErr != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, e.headErr)
+	}
+	if e.clientGone {
+		return nil
+	}
+	if !aborted && e.declared >= 0 && e.written < e.declared && e.r.Method != http.MethodHead && !e.shortFile {
+		e.log(zapcore.ErrorLevel, "the WSGI application sent less than its Content-Length; aborting the response",
+			zap.Int64("content_length", e.declared), zap.Int64("sent", e.written))
+		aborted = true
+	}
+	if !e.wroteHeader && (aborted || e.shortFile) {
+		// Nothing reached the client yet: a plain 500 says more than a reset.
+		clear(e.w.Header())
+		return caddyhttp.Error(http.StatusInternalServerError, errors.New("the WSGI application failed after start_response"))
+	}
+	if aborted || e.shortFile {
+		e.abort()
+	}
+	e.writeHeader()
+	return nil
+}
+
+// abort breaks off a response that has started: HTTP/1.1 closes the
+// connection without the final chunk, HTTP/2 and HTTP/3 reset the stream.
+func (e *exchange) abort() {
+	e.flush()
+	e.release()
+	panic(http.ErrAbortHandler)
+}
+
+// workerFailed reports a worker that died or broke the protocol mid-request.
+func (e *exchange) workerFailed(err error) error {
+	e.log(zapcore.ErrorLevel, "worker failed while handling the request", zap.Error(err))
+	if e.wroteHeader {
+		e.abort()
+	}
+	clear(e.w.Header())
+	return caddyhttp.Error(http.StatusBadGateway, fmt.Errorf("WSGI worker pid %d: %w", e.c.PID(), err))
+}
+
+// bodyError turns a failure to read an oversized request body into a 413.
+func (e *exchange) bodyError() error {
+	if e.streamer == nil {
+		return nil
+	}
+	e.streamer.stop()
+	var maxErr *http.MaxBytesError
+	if errors.As(e.streamer.err, &maxErr) {
+		return caddyhttp.Error(http.StatusRequestEntityTooLarge, maxErr)
+	}
+	return nil
+}
+
+func (e *exchange) log(level zapcore.Level, msg string, fields ...zap.Field) {
+	if ce := e.h.logger.Check(level, msg); ce != nil {
+		ce.Write(append(fields, zap.Int("pid", e.c.PID()), zap.String("method", e.r.Method),
+			zap.String("uri", e.r.RequestURI))...)
+	}
+}
+
+func logLevel(flags uint8) zapcore.Level {
+	switch flags {
+	case protocol.LevelInfo:
+		return zapcore.InfoLevel
+	case protocol.LevelWarn:
+		return zapcore.WarnLevel
+	}
+	return zapcore.ErrorLevel
+}

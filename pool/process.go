@@ -1,0 +1,229 @@
+package pool
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-wsgi/caddy-wsgi/protocol"
+	"github.com/caddy-wsgi/caddy-wsgi/python"
+)
+
+// process is one Python worker process and its connections, one per thread.
+type process struct {
+	pool    *Pool
+	cmd     *exec.Cmd
+	pid     int
+	started time.Time
+	conns   []*Conn
+	exited  chan struct{} // closed when the process has been reaped
+	output  *tailBuffer   // the last lines the process wrote, for error reports
+
+	// Guarded by pool.mu.
+	idle []*Conn
+	busy int
+	dead bool
+}
+
+// Conn is a connection to one worker thread. The caller that acquired it has
+// it to itself until it calls Release.
+type Conn struct {
+	proc *process
+	uc   *net.UnixConn
+	// R reads the worker's frames.
+	R *protocol.Reader
+}
+
+// Write sends bytes to the worker.
+func (c *Conn) Write(b []byte) (int, error) { return c.uc.Write(b) }
+
+// WriteBuffers sends several buffers with one system call.
+func (c *Conn) WriteBuffers(bufs *net.Buffers) (int64, error) { return bufs.WriteTo(c.uc) }
+
+// PID is the worker process's id, for logs.
+func (c *Conn) PID() int { return c.proc.pid }
+
+// spawn starts a process and waits for its HELLO on every connection.
+func (p *Pool) spawn() (*process, error) {
+	cfg := p.cfg
+	proc := &process{pool: p, exited: make(chan struct{}), output: &tailBuffer{max: 40}}
+	childEnds := make([]*os.File, 0, cfg.Threads)
+	defer func() {
+		for _, f := range childEnds {
+			f.Close()
+		}
+	}()
+	fdList := make([]string, cfg.Threads)
+	for i := 0; i < cfg.Threads; i++ {
+		// A socket pair has no name in the file system, so no other local
+		// user can connect to a worker.
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			proc.closeConns()
+			return nil, fmt.Errorf("creating worker socket: %w", err)
+		}
+		parent := os.NewFile(uintptr(fds[0]), "wsgi-parent")
+		fc, err := net.FileConn(parent)
+		parent.Close()
+		if err != nil {
+			syscall.Close(fds[1])
+			proc.closeConns()
+			return nil, fmt.Errorf("creating worker socket: %w", err)
+		}
+		uc := fc.(*net.UnixConn)
+		proc.conns = append(proc.conns, &Conn{proc: proc, uc: uc, R: protocol.NewReader(uc)})
+		childEnds = append(childEnds, os.NewFile(uintptr(fds[1]), "wsgi-child"))
+		fdList[i] = strconv.Itoa(3 + i)
+	}
+
+	args := []string{filepath.Join(p.runtimeDir, python.Entrypoint),
+		"--app", cfg.App, "--callable", cfg.Callable,
+		"--fds", strings.Join(fdList, ","),
+		"--processes", strconv.Itoa(cfg.Processes), "--group", cfg.Name}
+	cmd := exec.Command(cfg.Python, args...)
+	cmd.Dir = cfg.Dir
+	cmd.Env = append(os.Environ(), cfg.Env...)
+	cmd.ExtraFiles = childEnds
+	// Own process group: a Ctrl-C at Caddy's terminal must not hit the
+	// workers before Caddy has drained them. Pdeathsig: if Caddy dies, so do
+	// its workers.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	stdout, _ := cmd.StdoutPipe()
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		proc.closeConns()
+		return nil, fmt.Errorf("starting Python interpreter %q: %w", cfg.Python, err)
+	}
+	proc.cmd, proc.pid, proc.started = cmd, cmd.Process.Pid, time.Now()
+	logger := p.log.With(zap.Int("pid", proc.pid))
+	var pipes sync.WaitGroup
+	pipes.Add(2)
+	go proc.relay(stdout, logger, zap.InfoLevel, &pipes)
+	go proc.relay(stderr, logger, zap.ErrorLevel, &pipes)
+	go func() {
+		pipes.Wait() // Wait must not close the pipes before they are drained
+		cmd.Wait()
+		close(proc.exited)
+	}()
+
+	if err := proc.handshake(cfg.StartupTimeout); err != nil {
+		proc.kill()
+		<-proc.exited
+		proc.closeConns()
+		if tail := proc.output.String(); tail != "" && !errors.Is(err, errStartup) {
+			err = fmt.Errorf("%w; the worker's last output:\n%s", err, tail)
+		}
+		return nil, err
+	}
+	return proc, nil
+}
+
+var errStartup = errors.New("the WSGI application failed to load")
+
+// handshake reads the HELLO (or STARTUP_ERROR) the worker sends on each
+// connection once the application is loaded.
+func (proc *process) handshake(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for _, c := range proc.conns {
+		c.uc.SetReadDeadline(deadline)
+		f, err := c.R.Next()
+		c.uc.SetReadDeadline(time.Time{})
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("the worker did not load the application within the startup timeout of %s", timeout)
+			}
+			proc.kill()
+			<-proc.exited
+			return fmt.Errorf("the worker exited during startup (%s)", exitStatus(proc.cmd.ProcessState))
+		}
+		switch f.Type {
+		case protocol.StartupError:
+			return fmt.Errorf("%w: %s", errStartup, f.Payload)
+		case protocol.Hello:
+			hello, err := protocol.ParsePairs(f.Payload)
+			if err != nil {
+				return err
+			}
+			if hello["protocol"] != strconv.Itoa(protocol.Version) {
+				return fmt.Errorf("the worker speaks protocol version %q, this Caddy speaks %d", hello["protocol"], protocol.Version)
+			}
+		default:
+			return fmt.Errorf("%w: expected HELLO, got %s", protocol.ErrProtocol, f.Type)
+		}
+	}
+	return nil
+}
+
+// relay logs what the process writes to stdout or stderr outside a request:
+// import-time output, background threads, crashes of the interpreter itself.
+func (proc *process) relay(r io.Reader, logger *zap.Logger, level zapcore.Level, done *sync.WaitGroup) {
+	defer done.Done()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		proc.output.add(line)
+		if ce := logger.Check(level, line); ce != nil {
+			ce.Write()
+		}
+	}
+}
+
+func (proc *process) kill() {
+	if proc.cmd != nil && proc.cmd.Process != nil {
+		proc.cmd.Process.Kill()
+	}
+}
+
+// closeConns closes the Caddy side of every connection. A request still
+// reading from one gets an error, which it reports as 502.
+func (proc *process) closeConns() {
+	for _, c := range proc.conns {
+		c.uc.Close()
+	}
+}
+
+func exitStatus(ps *os.ProcessState) string {
+	if ps == nil {
+		return "not started"
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return "killed by signal " + ws.Signal().String()
+	}
+	return fmt.Sprintf("exit status %d", ps.ExitCode())
+}
+
+// tailBuffer keeps the last lines of a process's output.
+type tailBuffer struct {
+	mu    sync.Mutex
+	max   int
+	lines []string
+}
+
+func (t *tailBuffer) add(line string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.lines) == t.max {
+		t.lines = t.lines[1:]
+	}
+	t.lines = append(t.lines, line)
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, "\n")
+}

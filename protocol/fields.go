@@ -1,0 +1,81 @@
+package protocol
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+)
+
+// AppendPair appends one environ entry to a REQUEST payload: key NUL value NUL.
+// Neither may contain NUL; EnvironPairs checks that for a whole payload at once.
+func AppendPair(dst []byte, key, value string) []byte {
+	dst = append(dst, key...)
+	dst = append(dst, 0)
+	dst = append(dst, value...)
+	return append(dst, 0)
+}
+
+// CheckPairs verifies that a REQUEST payload holds exactly pairs entries, which
+// fails if any key or value contained a NUL byte. One count over the whole
+// payload is much cheaper than a check per value.
+func CheckPairs(payload []byte, pairs int) error {
+	if n := bytes.Count(payload, []byte{0}); n != 2*pairs {
+		return fmt.Errorf("a request field contains a NUL byte")
+	}
+	return nil
+}
+
+// ParsePairs decodes a NUL-terminated key/value list (the REQUEST and HELLO
+// payloads) into a map. It is for tests and the handshake, not the hot path.
+func ParsePairs(p []byte) (map[string]string, error) {
+	if len(p) == 0 {
+		return map[string]string{}, nil
+	}
+	if p[len(p)-1] != 0 {
+		return nil, fmt.Errorf("%w: key/value list does not end with NUL", ErrProtocol)
+	}
+	fields := bytes.Split(p[:len(p)-1], []byte{0})
+	if len(fields)%2 != 0 {
+		return nil, fmt.Errorf("%w: key/value list has an odd number of fields", ErrProtocol)
+	}
+	m := make(map[string]string, len(fields)/2)
+	for i := 0; i < len(fields); i += 2 {
+		m[string(fields[i])] = string(fields[i+1])
+	}
+	return m, nil
+}
+
+// ParseResponseHead decodes a RESPONSE_HEAD payload, the status line and the
+// header names and values separated by NUL, calling fn for each header.
+func ParseResponseHead(p []byte, fn func(name, value []byte) error) (status int, err error) {
+	statusLine, rest, more := bytes.Cut(p, []byte{0})
+	status, err = parseStatus(statusLine)
+	if err != nil {
+		return 0, err
+	}
+	for more {
+		var name, value []byte
+		name, rest, more = bytes.Cut(rest, []byte{0})
+		if !more {
+			return 0, fmt.Errorf("%w: response header %q has no value", ErrProtocol, name)
+		}
+		value, rest, more = bytes.Cut(rest, []byte{0})
+		if err := fn(name, value); err != nil {
+			return 0, err
+		}
+	}
+	return status, nil
+}
+
+// parseStatus accepts a WSGI status: three digits, a space and a reason phrase
+// (PEP 3333 requires the reason; it may be empty).
+func parseStatus(s []byte) (int, error) {
+	if len(s) < 4 || s[3] != ' ' {
+		return 0, fmt.Errorf("invalid status %q: want three digits, a space and a reason phrase", s)
+	}
+	code, err := strconv.Atoi(string(s[:3]))
+	if err != nil || code < 200 {
+		return 0, fmt.Errorf("invalid status %q: the code must be a number from 200 to 999", s)
+	}
+	return code, nil
+}

@@ -1,0 +1,130 @@
+"""The caddy-wsgi wire format (protocol/PROTOCOL.md), worker side."""
+
+import socket
+import struct
+
+VERSION = 1
+
+# type, flags, reserved (zero), payload length
+HEADER = struct.Struct('>BBHI')
+HEADER_SIZE = HEADER.size
+MAX_PAYLOAD = 16 << 20
+BODY_CHUNK = 64 << 10
+
+# Sent by the worker.
+HELLO = 0x01
+STARTUP_ERROR = 0x02
+RESPONSE_HEAD = 0x10
+RESPONSE_BODY = 0x11
+RESPONSE_FILE = 0x12
+RESPONSE_END = 0x13
+APP_ERROR = 0x14
+BODY_MORE = 0x20
+LOG = 0x30
+
+# Sent by the server.
+REQUEST = 0x40
+BODY = 0x41
+BODY_END = 0x42
+BODY_PAUSE = 0x43
+
+FLAG_NO_BODY = 0x01     # REQUEST
+FLAG_TRUNCATED = 0x01   # BODY_END
+FLAG_ABORTED = 0x01     # RESPONSE_END
+
+LEVEL_INFO = 0
+LEVEL_WARN = 1
+LEVEL_ERROR = 2
+
+FILE_RANGE = struct.Struct('>QQ')
+BODY_MORE_SIZE = struct.Struct('>I')
+
+# Frames that carry no payload are built once.
+END_COMPLETE = HEADER.pack(RESPONSE_END, 0, 0, 0)
+END_ABORTED = HEADER.pack(RESPONSE_END, FLAG_ABORTED, 0, 0)
+
+
+class ProtocolError(Exception):
+    """The server sent bytes that break the protocol."""
+
+
+class ConnectionLost(Exception):
+    """The server closed the connection: this thread has nothing left to do."""
+
+
+def frame(kind, payload=b'', flags=0):
+    return HEADER.pack(kind, flags, 0, len(payload)) + payload
+
+
+def body_frames(data):
+    """Split a response chunk into RESPONSE_BODY frames without copying it."""
+    size = len(data)
+    if size <= BODY_CHUNK:
+        return [HEADER.pack(RESPONSE_BODY, 0, 0, size), data]
+    view = memoryview(data)
+    parts = []
+    for start in range(0, size, BODY_CHUNK):
+        piece = view[start:start + BODY_CHUNK]
+        parts.append(HEADER.pack(RESPONSE_BODY, 0, 0, len(piece)))
+        parts.append(piece)
+    return parts
+
+
+def encode_pairs(pairs):
+    """A HELLO or REQUEST payload: every key and value followed by NUL."""
+    return b''.join(k.encode('latin-1') + b'\0' + v.encode('latin-1') + b'\0' for k, v in pairs)
+
+
+def decode_pairs(payload):
+    """A REQUEST payload as a dict: one decode, one split, one zip."""
+    fields = iter(payload.decode('latin-1').split('\0'))
+    return dict(zip(fields, fields))
+
+
+class Connection:
+    """One socket to Caddy, owned by one request thread."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.rfile = sock.makefile('rb', buffering=BODY_CHUNK * 2)
+
+    def read_frame(self):
+        head = self.rfile.read(HEADER_SIZE)
+        if len(head) != HEADER_SIZE:
+            if not head:
+                raise ConnectionLost()
+            raise ProtocolError('connection closed inside a frame header')
+        kind, flags, reserved, size = HEADER.unpack(head)
+        if reserved or size > MAX_PAYLOAD:
+            raise ProtocolError('bad frame header %r' % head)
+        if not size:
+            return kind, flags, b''
+        payload = self.rfile.read(size)
+        if len(payload) != size:
+            raise ProtocolError('connection closed inside a frame of type 0x%02x' % kind)
+        return kind, flags, payload
+
+    def send(self, data):
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            raise ConnectionLost() from exc
+
+    def send_parts(self, parts):
+        """Send several buffers with one system call (scatter/gather)."""
+        try:
+            sent = self.sock.sendmsg(parts)
+            total = sum(map(len, parts))
+            if sent < total:
+                # A signal can interrupt a large send part way.
+                self.sock.sendall(b''.join(parts)[sent:])
+        except OSError as exc:
+            raise ConnectionLost() from exc
+
+    def send_with_fd(self, data, fd):
+        try:
+            sent = socket.send_fds(self.sock, [data], [fd])
+            if sent < len(data):
+                self.sock.sendall(data[sent:])
+        except OSError as exc:
+            raise ConnectionLost() from exc

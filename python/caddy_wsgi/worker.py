@@ -1,0 +1,421 @@
+"""PEP 3333 request handling: one Worker per connection, one request at a time.
+
+Like wsgiref.handlers, but speaking the caddy-wsgi wire format instead of
+HTTP. The hot path is Worker.serve -> Worker.handle -> Request.send.
+"""
+
+import os
+import stat
+import sys
+import threading
+import traceback
+from itertools import chain
+
+from . import wire
+
+# mod_wsgi's environ keys that do not change from request to request are added
+# by the caller; these are the PEP 3333 ones.
+WSGI_VERSION = (1, 0)
+
+
+class Input:
+    """wsgi.input: streams the request body, pulling it from Caddy on demand.
+
+    The body arrives in grants: frames of data ended by BODY_END (no more) or
+    BODY_PAUSE (more on request). Only one grant is outstanding at a time, so
+    neither side ever holds a large body in memory.
+    """
+
+    __slots__ = ('conn', 'buf', 'state')
+
+    DONE, GRANT, PAUSED = range(3)
+
+    def __init__(self, conn, has_body):
+        self.conn = conn
+        self.buf = b''
+        self.state = self.GRANT if has_body else self.DONE
+
+    def _fill(self, want):
+        """Add more body to the buffer. False at the end of the body."""
+        if self.state == self.GRANT:
+            kind, flags, payload = self.conn.read_frame()
+            if kind == wire.BODY:
+                self.buf = self.buf + payload if self.buf else payload
+            elif kind == wire.BODY_PAUSE:
+                self.state = self.PAUSED
+            elif kind == wire.BODY_END:
+                self.state = self.DONE
+                if flags & wire.FLAG_TRUNCATED:
+                    raise OSError('request body truncated: the client closed the connection or sent a bad body')
+                return False
+            else:
+                raise wire.ProtocolError('unexpected frame 0x%02x inside the request body' % kind)
+            return True
+        if self.state == self.PAUSED:
+            want = max(wire.BODY_CHUNK, min(want, 16 * wire.BODY_CHUNK))
+            self.conn.send(wire.frame(wire.BODY_MORE, wire.BODY_MORE_SIZE.pack(want)))
+            self.state = self.GRANT
+            return True
+        return False
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            while self._fill(1 << 30):
+                pass
+            data, self.buf = self.buf, b''
+            return data
+        while len(self.buf) < size and self._fill(size - len(self.buf)):
+            pass
+        data, self.buf = self.buf[:size], self.buf[size:]
+        return data
+
+    def readline(self, size=-1):
+        while True:
+            end = self.buf.find(b'\n') + 1
+            if end or (0 <= size <= len(self.buf)) or not self._fill(wire.BODY_CHUNK):
+                break
+        if not end:
+            end = len(self.buf)
+        if 0 <= size < end:
+            end = size
+        data, self.buf = self.buf[:end], self.buf[end:]
+        return data
+
+    def readlines(self, hint=-1):
+        lines = []
+        total = 0
+        for line in self:
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def discard(self):
+        """Consume what Caddy already sent of a body the application left unread."""
+        self.buf = b''
+        while self.state == self.GRANT:
+            kind, flags, payload = self.conn.read_frame()
+            if kind == wire.BODY_END:
+                self.state = self.DONE
+            elif kind == wire.BODY_PAUSE:
+                self.state = self.PAUSED
+            elif kind != wire.BODY:
+                raise wire.ProtocolError('unexpected frame 0x%02x inside the request body' % kind)
+
+
+class LogStream:
+    """A text stream whose complete lines become LOG frames on one connection.
+
+    Used for wsgi.errors and, in request threads, for sys.stdout and sys.stderr.
+    """
+
+    def __init__(self, conn, level):
+        self.conn = conn
+        self.level = level
+        self.pending = ''
+
+    def write(self, text):
+        if type(text) is not str:
+            raise TypeError('write() argument must be str, not %s' % type(text).__name__)
+        self.pending += text
+        if '\n' in text:
+            lines, sep, self.pending = self.pending.rpartition('\n')
+            self._send(lines)
+        return len(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        if self.pending:
+            text, self.pending = self.pending, ''
+            self._send(text)
+
+    def _send(self, text):
+        data = text.encode('utf-8', 'backslashreplace')[:wire.MAX_PAYLOAD]
+        self.conn.send(wire.frame(wire.LOG, data, self.level))
+
+    # Enough of the io.TextIOBase interface for logging and print().
+    encoding = 'utf-8'
+    errors = 'backslashreplace'
+
+    def isatty(self):
+        return False
+
+    def writable(self):
+        return True
+
+
+class ThreadRouter:
+    """sys.stdout/sys.stderr replacement: a request thread's output goes to its
+    request's log, every other thread's to the original stream (which Caddy
+    also logs, without a request to tie it to)."""
+
+    def __init__(self, original, local, name):
+        self.original = original
+        self.local = local
+        self.name = name
+
+    def _target(self):
+        return getattr(self.local, self.name, None) or self.original
+
+    def write(self, text):
+        return self._target().write(text)
+
+    def writelines(self, lines):
+        return self._target().writelines(lines)
+
+    def flush(self):
+        return self._target().flush()
+
+    def __getattr__(self, attr):
+        return getattr(self.original, attr)
+
+
+class FileWrapper:
+    """wsgi.file_wrapper. Caddy sends a regular file itself (sendfile); other
+    file-like objects are iterated in blocks."""
+
+    def __init__(self, filelike, blksize=8192):
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, 'close'):
+            self.close = filelike.close
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        data = self.filelike.read(self.blksize)
+        if data:
+            return data
+        raise StopIteration
+
+    def file_range(self):
+        """(fd, offset, length) if Caddy can send the file itself, else None."""
+        try:
+            fd = self.filelike.fileno()
+            st = os.fstat(fd)
+        except (AttributeError, OSError, ValueError):
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        tell = getattr(self.filelike, 'tell', None)
+        offset = tell() if tell is not None else os.lseek(fd, 0, os.SEEK_CUR)
+        return fd, offset, max(0, st.st_size - offset)
+
+
+def encode_head(status, headers):
+    """The RESPONSE_HEAD payload, validated the way PEP 3333 asks: strings
+    only, latin-1 only, no control characters that could split a response."""
+    try:
+        blob = '\0'.join([status, *chain.from_iterable(headers)]).encode('latin-1')
+        if blob.count(0) == 2 * len(headers) and b'\r' not in blob and b'\n' not in blob:
+            return blob
+    except (TypeError, UnicodeEncodeError):
+        pass
+    raise bad_head(status, headers)
+
+
+def bad_head(status, headers):
+    """Name precisely what is wrong with a response head (slow path)."""
+    if type(status) is not str:
+        return TypeError('status must be str, not %s: %r' % (type(status).__name__, status))
+    for value, what in [(status, 'status')] + [(h, 'header') for h in headers]:
+        if what == 'header':
+            if type(value) is not tuple or len(value) != 2:
+                return TypeError('response header must be a (name, value) tuple: %r' % (value,))
+            for item in value:
+                if type(item) is not str:
+                    return TypeError('response header %r: names and values must be str, not %s'
+                                     % (value, type(item).__name__))
+            text = value[0] + value[1]
+        else:
+            text = value
+        try:
+            text.encode('latin-1')
+        except UnicodeEncodeError:
+            return ValueError('%s %r: not encodable as latin-1' % (what, value))
+        if '\r' in text or '\n' in text or '\0' in text:
+            return ValueError('%s %r contains CR, LF or NUL' % (what, value))
+    return ValueError('invalid response head')
+
+
+class Request:
+    """One request/response exchange; start_response and write are bound
+    methods of it."""
+
+    __slots__ = ('conn', 'head', 'head_sent', 'ended', 'send_body')
+
+    def __init__(self, conn, send_body):
+        self.conn = conn
+        self.head = None
+        self.head_sent = False
+        self.ended = False
+        self.send_body = send_body
+
+    def start_response(self, status, headers, exc_info=None):
+        if exc_info is not None:
+            try:
+                if self.head_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.head is not None:
+            raise AssertionError('start_response() called a second time without exc_info')
+        self.head = encode_head(status, headers)
+        return self.write
+
+    def _head_frame(self):
+        if self.head is None:
+            raise AssertionError('the application sent a body without calling start_response()')
+        self.head_sent = True
+        return wire.frame(wire.RESPONSE_HEAD, self.head)
+
+    def write(self, data):
+        """The write() callable returned by start_response: sent at once."""
+        if type(data) is not bytes:
+            data = as_bytes(data)
+        parts = [] if self.head_sent else [self._head_frame()]
+        if data and self.send_body:
+            parts += wire.body_frames(data)
+        if parts:
+            self.conn.send_parts(parts)
+
+    def send(self, result, file_wrapper):
+        """Send the body the application returned. The caller calls close()
+        on it and then end(), so that nothing follows RESPONSE_END."""
+        if type(result) is list:
+            # Every chunk already exists and a list has no close(): the whole
+            # response, RESPONSE_END included, goes in one write.
+            parts = [] if self.head_sent else [self._head_frame()]
+            if self.send_body:
+                if len(result) == 1 and type(result[0]) is bytes:
+                    data = result[0]
+                else:
+                    data = b''.join(map(as_bytes, result))
+                if data:
+                    parts += wire.body_frames(data)
+            parts.append(wire.END_COMPLETE)
+            self.conn.send_parts(parts)
+            self.ended = True
+            return
+        if type(result) is file_wrapper:
+            file_range = result.file_range() if self.send_body else None
+            if file_range is not None:
+                fd, offset, length = file_range
+                head = b'' if self.head_sent else self._head_frame()
+                self.conn.send_with_fd(head + wire.frame(wire.RESPONSE_FILE, wire.FILE_RANGE.pack(offset, length)), fd)
+                return
+            if not self.send_body:
+                return
+        for data in result:
+            # PEP 3333: no head before the first non-empty chunk.
+            if data:
+                self.write(data)
+            elif type(data) is not bytes:
+                as_bytes(data)
+
+    def end(self):
+        if not self.ended:
+            self.conn.send(wire.END_COMPLETE if self.head_sent else self._head_frame() + wire.END_COMPLETE)
+
+
+def as_bytes(data):
+    if type(data) is bytes:
+        return data
+    raise TypeError('the response body must be bytes, not %s: %.60r' % (type(data).__name__, data))
+
+
+class Worker:
+    """Serves requests from one connection, one at a time, on one thread."""
+
+    def __init__(self, conn, app, base_environ, local):
+        self.conn = conn
+        self.app = app
+        self.base_environ = base_environ
+        self.errors = LogStream(conn, wire.LEVEL_ERROR)
+        self.stdout = LogStream(conn, wire.LEVEL_INFO)
+        local.stdout = self.stdout
+        local.stderr = self.errors
+
+    def serve(self):
+        """Handle requests until Caddy closes the connection."""
+        read_frame = self.conn.read_frame
+        try:
+            while True:
+                kind, flags, payload = read_frame()
+                if kind != wire.REQUEST:
+                    raise wire.ProtocolError('expected REQUEST, got frame 0x%02x' % kind)
+                self.handle(flags, payload)
+        except wire.ConnectionLost:
+            pass
+        except BaseException:
+            # The connection is out of step with Caddy and cannot be trusted:
+            # exit, and let Caddy fail the request and start a new process.
+            traceback.print_exc(file=sys.__stderr__)
+            sys.__stderr__.flush()
+            os._exit(70)
+
+    def handle(self, flags, payload):
+        environ = self.base_environ.copy()
+        fields = iter(payload.decode('latin-1').split('\0'))
+        environ.update(zip(fields, fields))
+        body = Input(self.conn, not flags & wire.FLAG_NO_BODY)
+        environ['wsgi.input'] = body
+        environ['wsgi.errors'] = self.errors
+        request = Request(self.conn, environ['REQUEST_METHOD'] != 'HEAD')
+        try:
+            result = self.app(environ, request.start_response)
+            try:
+                request.send(result, FileWrapper)
+            finally:
+                close = getattr(result, 'close', None)
+                if close is not None:
+                    close()
+            self.flush_logs()
+            request.end()
+        except wire.ConnectionLost:
+            raise
+        except BaseException as exc:
+            self.fail(request, exc)
+        body.discard()
+
+    def flush_logs(self):
+        self.stdout.flush()
+        self.errors.flush()
+
+    def fail(self, request, exc):
+        """Report an application error: a 500 if nothing was sent yet, else an
+        aborted response. Either way the traceback goes to the log."""
+        self.flush_logs()
+        text = ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        summary = ''.join(traceback.format_exception_only(type(exc), exc)).strip()
+        if request.head_sent:
+            message = 'Exception while sending the response (response aborted):\n' + text
+            end = wire.END_ABORTED
+        else:
+            message = 'Exception while handling the request:\n' + text
+            end = wire.frame(wire.APP_ERROR, summary.encode('utf-8', 'backslashreplace')[:4096])
+        self.conn.send(wire.frame(wire.LOG, message.encode('utf-8', 'backslashreplace')[:wire.MAX_PAYLOAD],
+                                  wire.LEVEL_ERROR) + end)
+
+
+def install_output_routing():
+    """Route print() in request threads to the request's log. Returns the
+    thread-local that Workers register their streams in."""
+    local = threading.local()
+    sys.stdout = ThreadRouter(sys.stdout, local, 'stdout')
+    sys.stderr = ThreadRouter(sys.stderr, local, 'stderr')
+    return local
