@@ -23,7 +23,9 @@ import (
 // Pooled buffers: REQUEST frames, and the first window of request bodies.
 var (
 	framePool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
-	bodyPool  = sync.Pool{New: func() any { b := make([]byte, protocol.BodyChunk); return &b }}
+	// One byte over a chunk, to tell a chunked body of exactly one chunk
+	// from a longer one.
+	bodyPool = sync.Pool{New: func() any { b := make([]byte, protocol.BodyChunk+1); return &b }}
 )
 
 // ServeHTTP sends the request to an idle worker thread and relays its response.
@@ -95,12 +97,12 @@ func putLength(frames []byte, n int) {
 	frames[4], frames[5], frames[6], frames[7] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
 }
 
-// readFirstWindow reads up to len(buf) bytes of the body. rest reports that
-// the body may go on beyond them.
+// readFirstWindow reads the first window of the body into buf: all of it if
+// it fits. rest reports that the body goes on beyond what was read.
 func readFirstWindow(r *http.Request, buf []byte) (body []byte, rest bool, err error) {
 	want := int64(len(buf))
-	if r.ContentLength > 0 && r.ContentLength < want {
-		want = r.ContentLength
+	if r.ContentLength > 0 {
+		want = min(r.ContentLength, protocol.BodyChunk)
 	}
 	n, err := io.ReadFull(r.Body, buf[:want])
 	switch {
@@ -263,17 +265,17 @@ func (e *exchange) write(p []byte) {
 	if e.headErr != nil || e.clientGone || e.truncated {
 		return
 	}
-	e.writeHeader()
-	n, err := e.w.Write(p)
-	e.written += int64(n)
-	switch {
-	case err == nil:
-	case errors.Is(err, http.ErrContentLength):
+	if e.declared >= 0 && e.written+int64(len(p)) > e.declared {
+		// Truncate to Content-Length, as mod_wsgi does.
+		p = p[:e.declared-e.written]
 		e.truncated = true
 		e.log(zapcore.WarnLevel, "the WSGI application sent more than its Content-Length; the response was truncated",
 			zap.Int64("content_length", e.declared))
-	case errors.Is(err, http.ErrBodyNotAllowed):
-	default:
+	}
+	e.writeHeader()
+	n, err := e.w.Write(p)
+	e.written += int64(n)
+	if err != nil && !errors.Is(err, http.ErrBodyNotAllowed) {
 		e.clientGone = true
 	}
 }

@@ -113,7 +113,7 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 		p.Close()
 		return nil, err
 	}
-	p.log.Info("worker pool started", zap.String("app", cfg.App), zap.String("python", cfg.Python),
+	p.log.Info("worker pool started", zap.String("python", cfg.Python),
 		zap.Int("processes", cfg.Processes), zap.Int("threads", cfg.Threads))
 	return p, nil
 }

@@ -347,11 +347,13 @@ class Worker:
         self.base_environ = base_environ
         self.errors = LogStream(conn, wire.LEVEL_ERROR)
         self.stdout = LogStream(conn, wire.LEVEL_INFO)
-        local.stdout = self.stdout
-        local.stderr = self.errors
+        self.local = local
 
     def serve(self):
         """Handle requests until Caddy closes the connection."""
+        # Thread-local: registered from the thread that serves.
+        self.local.stdout = self.stdout
+        self.local.stderr = self.errors
         read_frame = self.conn.read_frame
         try:
             while True:

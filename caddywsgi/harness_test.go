@@ -1,0 +1,298 @@
+package caddywsgi_test
+
+import (
+	"bytes"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// caddyBin is the Caddy built from ./cmd/caddy for these tests: the tests run
+// it the way users do, as its own process.
+var caddyBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "caddy-wsgi-test-")
+	if err != nil {
+		panic(err)
+	}
+	caddyBin = filepath.Join(dir, "caddy")
+	if out, err := exec.Command("go", "build", "-o", caddyBin, "../cmd/caddy").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building caddy: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// python is the interpreter the workers run: the test venv's, which has
+// Flask and Django, when .ci/run or the README's test command set it.
+func python() string {
+	if p := os.Getenv("CADDY_WSGI_TEST_PYTHON"); p != "" {
+		return p
+	}
+	return "python3"
+}
+
+func appsDir(t testing.TB) string {
+	dir, err := filepath.Abs("testdata/apps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// caddy is a running Caddy process.
+type caddy struct {
+	t         testing.TB
+	cmd       *exec.Cmd
+	HTTPPort  int
+	HTTPSPort int
+	Log       *logLines
+	exited    chan struct{}
+	dataDir   string
+}
+
+// startCaddy runs `caddy run` with a Caddyfile site block and waits until it
+// serves. In the site block {apps} is the test apps' directory and {python}
+// the interpreter.
+func startCaddy(t testing.TB, site string) *caddy {
+	t.Helper()
+	c, err := launchCaddy(t, site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func launchCaddy(t testing.TB, site string) (*caddy, error) {
+	dir := t.TempDir()
+	c := &caddy{t: t, HTTPPort: freePort(t), HTTPSPort: freePort(t), Log: newLogLines(), exited: make(chan struct{}), dataDir: dir}
+	site = strings.NewReplacer("{apps}", appsDir(t), "{python}", python(), "{tmp}", dir,
+		"{http_port}", strconv.Itoa(c.HTTPPort), "{https_port}", strconv.Itoa(c.HTTPSPort)).Replace(site)
+	config := fmt.Sprintf(`{
+	admin off
+	persist_config off
+	http_port %d
+	https_port %d
+	local_certs
+	skip_install_trust
+}
+%s
+`, c.HTTPPort, c.HTTPSPort, site)
+	file := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(file, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.cmd = exec.Command(caddyBin, "run", "--config", file, "--adapter", "caddyfile")
+	c.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "HOME="+dir)
+	c.cmd.Stdout = c.Log
+	c.cmd.Stderr = c.Log
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		c.cmd.Wait()
+		c.Log.close()
+		close(c.exited)
+	}()
+	t.Cleanup(c.stop)
+	if _, ok := c.Log.wait("serving initial configuration", 60*time.Second); !ok {
+		c.stop()
+		return c, fmt.Errorf("caddy did not start (%s); its log:\n%s", c.cmd.ProcessState, c.Log)
+	}
+	return c, nil
+}
+
+func (c *caddy) stop() {
+	select {
+	case <-c.exited:
+		return
+	default:
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(15 * time.Second):
+		c.t.Errorf("caddy did not exit within 15s of SIGTERM; killing it")
+		c.cmd.Process.Kill()
+		<-c.exited
+	}
+	if c.t.Failed() {
+		c.t.Logf("caddy's log:\n%s", c.Log)
+	}
+}
+
+func (c *caddy) URL(path string) string {
+	return "http://127.0.0.1:" + strconv.Itoa(c.HTTPPort) + path
+}
+
+func (c *caddy) HTTPSURL(path string) string {
+	return "https://localhost:" + strconv.Itoa(c.HTTPSPort) + path
+}
+
+// waitLog waits for a log line containing every one of parts.
+func (c *caddy) waitLog(parts ...string) string {
+	c.t.Helper()
+	line, ok := c.Log.wait(strings.Join(parts, "\x00"), 20*time.Second)
+	if !ok {
+		c.t.Fatalf("no log line with %q; the log:\n%s", parts, c.Log)
+	}
+	return line
+}
+
+// get performs a request and returns the response and its body.
+func get(t testing.TB, client *http.Client, method, url string, body io.Reader) (*http.Response, string) {
+	t.Helper()
+	res, b, err := fetch(client, method, url, body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return res, b
+}
+
+// fetch is get for goroutines other than the test's.
+func fetch(client *http.Client, method, url string, body io.Reader) (*http.Response, string, error) {
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		return nil, "", err
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return res, string(b), err
+}
+
+var plainClient = &http.Client{Timeout: 60 * time.Second}
+
+// h2Client speaks HTTP/2 over TLS to Caddy's internal CA certificates.
+func h2Client() *http.Client {
+	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"},
+		ForceAttemptHTTP2: true,
+	}}
+}
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// peakRSS returns a process's peak resident memory in bytes (VmHWM).
+func peakRSS(t testing.TB, pid int) int64 {
+	return procStatusField(t, pid, "VmHWM:") * 1024
+}
+
+func procStatusField(t testing.TB, pid int, field string) int64 {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, field) {
+			n, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+			return n
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// logLines collects a process's log lines and lets tests wait for one.
+type logLines struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	partial []byte
+	lines   []string
+	closed  bool
+}
+
+func newLogLines() *logLines {
+	l := &logLines{}
+	l.cond = sync.NewCond(&l.mu)
+	return l
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			break
+		}
+		l.lines = append(l.lines, string(l.partial[:i]))
+		l.partial = l.partial[i+1:]
+	}
+	l.cond.Broadcast()
+	return len(p), nil
+}
+
+func (l *logLines) close() {
+	l.mu.Lock()
+	l.closed = true
+	l.cond.Broadcast()
+	l.mu.Unlock()
+}
+
+// wait returns the first line containing every NUL-separated part of want,
+// waiting up to timeout for it to be written.
+func (l *logLines) wait(want string, timeout time.Duration) (string, bool) {
+	parts := strings.Split(want, "\x00")
+	deadline := time.Now().Add(timeout)
+	timer := time.AfterFunc(timeout, func() {
+		l.mu.Lock()
+		l.cond.Broadcast()
+		l.mu.Unlock()
+	})
+	defer timer.Stop()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for seen := 0; ; {
+		for ; seen < len(l.lines); seen++ {
+			if containsAll(l.lines[seen], parts) {
+				return l.lines[seen], true
+			}
+		}
+		if l.closed || time.Now().After(deadline) {
+			return "", false
+		}
+		l.cond.Wait()
+	}
+}
+
+func containsAll(s string, parts []string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
+}
+
+func (l *logLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}

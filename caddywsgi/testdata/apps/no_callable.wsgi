@@ -1,0 +1,2 @@
+def app(environ, start_response):
+    return []

@@ -1,0 +1,503 @@
+"""caddy_wsgi.main: loading the application, and the worker process as Caddy
+runs it (python caddy-wsgi-worker.py --app ... --fds ...)."""
+
+import gc
+import importlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import traceback
+import warnings
+from pathlib import Path
+
+import pytest
+
+from caddy_wsgi import main
+from fakecaddy import HELLO, LEVEL_ERROR, LEVEL_INFO, STARTUP_ERROR, TIMEOUT, Client, decode_pairs
+
+WORKER_SCRIPT = Path(__file__).resolve().parents[1] / 'caddy-wsgi-worker.py'
+
+# Interpreters to run the worker process under: this one, and others found
+# here (CPython 3.9 is the oldest supported). CADDY_WSGI_TEST_PYTHONS adds
+# more, separated by os.pathsep.
+OTHER_PYTHONS = ['/root/.pyenv/versions/3.9.18/bin/python']
+OTHER_PYTHONS += [p for p in os.environ.get('CADDY_WSGI_TEST_PYTHONS', '').split(os.pathsep) if p]
+PYTHONS = [pytest.param(sys.executable, id='this-python')] + [
+    pytest.param(p, id=p, marks=pytest.mark.skipif(not os.access(p, os.X_OK), reason='%s not installed' % p))
+    for p in OTHER_PYTHONS if os.path.realpath(p) != os.path.realpath(sys.executable)]
+
+
+@pytest.fixture
+def clean_modules():
+    """Forget the modules a test imports."""
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+
+
+def write(path, text):
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+HELLO_APP = '''
+import os, sys, threading
+
+NAME = __name__
+
+def application(environ, start_response):
+    body = environ['wsgi.input'].read()
+    print('print() from the request thread')
+    environ['wsgi.errors'].write('to wsgi.errors\\n')
+    info = {
+        'name': NAME,
+        'body': body.decode('latin-1'),
+        'path': environ['PATH_INFO'],
+        'multithread': environ['wsgi.multithread'],
+        'multiprocess': environ['wsgi.multiprocess'],
+        'script_filename': environ['SCRIPT_FILENAME'],
+        'group': environ['mod_wsgi.process_group'],
+        'pid': os.getpid(),
+        'version': list(sys.version_info[:2]),
+        'thread': threading.current_thread().name,
+    }
+    start_response('200 OK', [('Content-Type', 'application/json')])
+    return [json.dumps(info).encode()]
+
+import json
+'''
+
+
+# ---------------------------------------------------------------- load_script
+
+def test_load_script_finds_application(tmp_path, clean_modules):
+    script = write(tmp_path / 'site.wsgi', '''
+        NAME = __name__
+        FILE = __file__
+        ran_main = False
+        if __name__ == '__main__':
+            ran_main = True
+
+        def application(environ, start_response):
+            return []
+    ''')
+    app = main.load_script(str(script), 'application')
+    module = sys.modules[app.__module__]
+    assert app.__name__ == 'application'
+    assert module.NAME == app.__module__ != '__main__'
+    assert module.NAME.startswith('_caddy_wsgi_')
+    assert module.FILE == str(script)
+    assert module.ran_main is False
+
+
+def test_load_script_named_callable(tmp_path, clean_modules):
+    script = write(tmp_path / 'site.wsgi', '''
+        def application(environ, start_response):
+            return [b'default']
+
+        def app(environ, start_response):
+            return [b'named']
+
+        class Callable:
+            def __call__(self, environ, start_response):
+                return [b'instance']
+
+        instance = Callable()
+    ''')
+    assert main.load_script(str(script), 'app')(None, None) == [b'named']
+    assert main.load_script(str(script), 'instance')(None, None) == [b'instance']
+
+
+def test_load_script_unique_module_names(tmp_path, clean_modules):
+    paths = []
+    for sub in ('one', 'two'):
+        (tmp_path / sub).mkdir()
+        paths.append(write(tmp_path / sub / 'app.wsgi', '''
+            def application(environ, start_response):
+                return [%r]
+        ''' % sub.encode()))
+    first = main.load_script(str(paths[0]), 'application')
+    second = main.load_script(str(paths[1]), 'application')
+    assert first.__module__ != second.__module__
+    assert first(None, None) == [b'one'] and second(None, None) == [b'two']
+    assert sys.modules[first.__module__].__file__ == str(paths[0])
+
+
+@pytest.mark.xfail(strict=True, reason='load_script uses SourceFileLoader, which caches the bytecode of '
+                                       'app.wsgi as __pycache__/app.cpython-XY.pyc, the name of app.py\'s '
+                                       'cache: with equal size and mtime, "import app" runs the script')
+def test_load_script_bytecode_does_not_shadow_a_module(tmp_path, clean_modules, monkeypatch):
+    monkeypatch.setattr(sys, 'dont_write_bytecode', False)   # as in production
+    script = write(tmp_path / 'shadowapp.wsgi', 'def application(e, s): return "from the .wsgi"\n')
+    module = write(tmp_path / 'shadowapp.py', 'def application(e, s): return "from the .py!!"\n')
+    assert script.stat().st_size == module.stat().st_size
+    os.utime(script, (1700000000, 1700000000))
+    os.utime(module, (1700000000, 1700000000))    # e.g. unpacked from one archive
+    assert main.load_script(str(script), 'application')(None, None) == 'from the .wsgi'
+    monkeypatch.syspath_prepend(str(tmp_path))
+    imported = importlib.import_module('shadowapp')
+    assert imported.__file__ == str(module)
+    assert imported.application(None, None) == 'from the .py!!'
+
+
+def test_load_script_missing_file(tmp_path):
+    missing = tmp_path / 'nowhere.wsgi'
+    with pytest.raises(main.LoadError) as info:
+        main.load_script(str(missing), 'application')
+    assert str(missing) in str(info.value)
+    assert 'does not exist' in str(info.value)
+
+
+def test_load_script_directory(tmp_path):
+    with pytest.raises(main.LoadError) as info:
+        main.load_script(str(tmp_path), 'application')
+    assert str(tmp_path) in str(info.value)
+
+
+def test_load_script_syntax_error(tmp_path, clean_modules):
+    script = write(tmp_path / 'broken.wsgi', '''
+        def application(environ, start_response)
+            return []
+    ''')
+    before = set(sys.modules)
+    with pytest.raises(SyntaxError) as info:
+        main.load_script(str(script), 'application')
+    assert info.value.filename == str(script)
+    assert info.value.lineno == 2
+    assert set(sys.modules) == before
+
+
+def test_load_script_import_error(tmp_path, clean_modules):
+    script = write(tmp_path / 'imports.wsgi', '''
+        import caddy_wsgi_no_such_module_anywhere
+
+        def application(environ, start_response):
+            return []
+    ''')
+    before = set(sys.modules)
+    with pytest.raises(ImportError) as info:
+        main.load_script(str(script), 'application')
+    assert info.value.name == 'caddy_wsgi_no_such_module_anywhere'
+    # The traceback names the script and the line.
+    text = ''.join(traceback.format_exception(info.type, info.value, info.tb))
+    assert 'File "%s", line 2' % script in text
+    assert set(sys.modules) == before
+
+
+def test_load_script_exception_at_import(tmp_path, clean_modules):
+    script = write(tmp_path / 'raises.wsgi', '''
+        raise RuntimeError('configuration missing')
+    ''')
+    with pytest.raises(RuntimeError, match='configuration missing'):
+        main.load_script(str(script), 'application')
+
+
+def test_load_script_missing_callable(tmp_path, clean_modules):
+    script = write(tmp_path / 'nocallable.wsgi', '''
+        def app(environ, start_response):
+            return []
+        nothing = None
+    ''')
+    for name in ('application', 'nothing'):
+        with pytest.raises(main.LoadError) as info:
+            main.load_script(str(script), name)
+        assert str(script) in str(info.value)
+        assert repr(name) in str(info.value)
+
+
+def test_load_script_not_callable(tmp_path, clean_modules):
+    script = write(tmp_path / 'notcallable.wsgi', '''
+        application = {'not': 'callable'}
+    ''')
+    with pytest.raises(main.LoadError) as info:
+        main.load_script(str(script), 'application')
+    message = str(info.value)
+    assert str(script) in message and 'dict' in message and 'callable' in message
+
+
+# ---------------------------------------------------------------- load_module
+
+@pytest.fixture
+def package(tmp_path, monkeypatch, clean_modules):
+    pkg = tmp_path / 'wsgipkg_under_test'
+    pkg.mkdir()
+    (pkg / '__init__.py').write_text('')
+    write(pkg / 'mod.py', '''
+        def application(environ, start_response):
+            return [b'default']
+
+        def app(environ, start_response):
+            return [b'named']
+
+        setting = 42
+    ''')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return 'wsgipkg_under_test.mod'
+
+
+def test_load_module_named_callable(package):
+    assert main.load_module(package + ':app')(None, None) == [b'named']
+
+
+def test_load_module_default_callable(package):
+    assert main.load_module(package)(None, None) == [b'default']
+
+
+def test_load_module_missing_callable(package):
+    with pytest.raises(main.LoadError) as info:
+        main.load_module(package + ':nope')
+    assert package in str(info.value) and "'nope'" in str(info.value)
+
+
+def test_load_module_not_callable(package):
+    with pytest.raises(main.LoadError) as info:
+        main.load_module(package + ':setting')
+    assert package in str(info.value) and 'int' in str(info.value)
+
+
+def test_load_module_missing_module(package):
+    with pytest.raises(ImportError):
+        main.load_module('wsgipkg_under_test.absent:app')
+
+
+# ---------------------------------------------------------------- arguments
+
+def test_parse_args_and_base_environ(tmp_path):
+    script = tmp_path / 'site.wsgi'
+    args = main.parse_args(['--app', str(script), '--fds', '3,4,5', '--processes', '2', '--group', 'site'])
+    assert args.fds == [3, 4, 5]
+    env = main.base_environ(args)
+    assert env['wsgi.multithread'] is True and env['wsgi.multiprocess'] is True
+    assert env['SCRIPT_FILENAME'] == str(script)
+    assert env['mod_wsgi.process_group'] == 'site'
+    assert env['wsgi.version'] == (1, 0)
+
+    args = main.parse_args(['--app', 'pkg.mod:app', '--fds', '3'])
+    env = main.base_environ(args)
+    assert env['wsgi.multithread'] is False and env['wsgi.multiprocess'] is False
+    assert env['SCRIPT_FILENAME'] == ''
+
+
+def test_relative_script_path_is_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = main.parse_args(['--app', 'site.wsgi', '--fds', '3'])
+    assert args.script_filename == str(tmp_path / 'site.wsgi')
+
+
+# ---------------------------------------------------------------- main() failing to load, in process
+
+def run_main_expecting_startup_error(argv_app, monkeypatch):
+    monkeypatch.setattr(sys, 'path', list(sys.path))     # main() sets sys.path[0]
+    server, child = socket.socketpair()
+    with server:
+        fd = child.detach()
+        with warnings.catch_warnings():
+            # main() leaves its socket for process exit to close.
+            warnings.simplefilter('ignore', ResourceWarning)
+            status = main.main(['--app', argv_app, '--fds', str(fd)])
+            gc.collect()
+        client = Client(server)
+        f = client.read_hello()
+        assert client.reader.read() is None, 'nothing may follow STARTUP_ERROR'
+    return status, f
+
+
+def test_main_startup_error_load_error(tmp_path, monkeypatch):
+    missing = str(tmp_path / 'missing.wsgi')
+    status, f = run_main_expecting_startup_error(missing, monkeypatch)
+    assert status == 1
+    assert f.kind == STARTUP_ERROR
+    assert missing in f.payload.decode()
+
+
+def test_main_startup_error_traceback(tmp_path, monkeypatch, clean_modules):
+    script = write(tmp_path / 'raises.wsgi', '''
+        def helper():
+            raise RuntimeError('cannot start')
+        helper()
+    ''')
+    status, f = run_main_expecting_startup_error(str(script), monkeypatch)
+    assert status == 1
+    text = f.payload.decode()
+    assert str(script) in text
+    assert 'Traceback' in text and 'helper' in text and 'RuntimeError: cannot start' in text
+
+
+def test_main_startup_error_module(monkeypatch, clean_modules):
+    status, f = run_main_expecting_startup_error('caddy_wsgi_absent_module:app', monkeypatch)
+    assert status == 1
+    text = f.payload.decode()
+    assert 'caddy_wsgi_absent_module' in text and 'ModuleNotFoundError' in text
+
+
+# ---------------------------------------------------------------- the worker process
+
+class WorkerProcess:
+    """python caddy-wsgi-worker.py started as Caddy starts it, with one
+    socketpair end per --fds entry."""
+
+    def __init__(self, python, app, cwd, conns=1, extra=()):
+        pairs = [socket.socketpair() for _ in range(conns)]
+        child_fds = [child.fileno() for _, child in pairs]
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1')
+        self.proc = subprocess.Popen(
+            [python, str(WORKER_SCRIPT), '--app', str(app), '--fds', ','.join(map(str, child_fds)), *extra],
+            pass_fds=child_fds, cwd=str(cwd), env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _, child in pairs:
+            child.close()
+        self.clients = [Client(server) for server, _ in pairs]
+
+    def finish(self):
+        """Close every connection, as Caddy does to stop a worker, and wait."""
+        for client in self.clients:
+            client.close()
+        try:
+            out, err = self.proc.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        return self.proc.returncode, out.decode(errors='replace'), err.decode(errors='replace')
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
+        for client in self.clients:
+            client.close()
+
+
+@pytest.fixture
+def worker_process():
+    started = []
+
+    def start(*args, **kwargs):
+        wp = WorkerProcess(*args, **kwargs)
+        started.append(wp)
+        return wp
+
+    yield start
+    for wp in started:
+        wp.kill()
+
+
+def check_hello(f, proc, python):
+    assert f.kind == HELLO, f
+    hello = decode_pairs(f.payload)
+    assert hello['protocol'] == '1'
+    assert hello['pid'] == str(proc.pid)
+    assert hello['python'].startswith('3.')
+    assert hello['executable']
+    return hello
+
+
+@pytest.mark.parametrize('python', PYTHONS)
+def test_worker_process_serves_and_exits(python, tmp_path, worker_process):
+    script = write(tmp_path / 'hello.wsgi', HELLO_APP)
+    wp = worker_process(python, script, tmp_path, extra=['--group', 'g1'])
+    client = wp.clients[0]
+    check_hello(client.read_hello(), wp.proc, python)
+
+    resp = client.request({'PATH_INFO': '/caf\xc3\xa9', 'REQUEST_METHOD': 'POST'}, body=b'posted')
+    assert resp.status == '200 OK', resp
+    info = json.loads(resp.body)
+    assert info['body'] == 'posted'
+    assert info['path'] == '/caf\xc3\xa9'
+    assert info['pid'] == wp.proc.pid
+    assert info['name'] != '__main__'
+    assert info['multithread'] is False and info['multiprocess'] is False
+    assert info['script_filename'] == str(script)
+    assert info['group'] == 'g1'
+    assert (LEVEL_INFO, 'print() from the request thread') in resp.logs
+    assert (LEVEL_ERROR, 'to wsgi.errors') in resp.logs
+    # Large body, in grants.
+    body = os.urandom(3 * 65536 + 1).hex().encode()
+    resp = client.request({'REQUEST_METHOD': 'PUT'}, body=body, chunked_window=65536)
+    assert json.loads(resp.body)['body'] == body.decode()
+    assert resp.body_more
+
+    status, out, err = wp.finish()
+    assert status == 0, err
+    assert 'print() from the request thread' not in out
+    assert err == ''
+
+
+@pytest.mark.parametrize('python', PYTHONS)
+def test_worker_process_several_connections(python, tmp_path, worker_process):
+    script = write(tmp_path / 'hello.wsgi', HELLO_APP)
+    wp = worker_process(python, script, tmp_path, conns=3, extra=['--processes', '2'])
+    threads = set()
+    for client in wp.clients:
+        check_hello(client.read_hello(), wp.proc, python)
+    for i, client in enumerate(reversed(wp.clients)):
+        info = json.loads(client.request(body=b'conn %d' % i).body)
+        assert info['body'] == 'conn %d' % i
+        assert info['multithread'] is True and info['multiprocess'] is True
+        threads.add(info['thread'])
+    assert len(threads) == 3
+    status, out, err = wp.finish()
+    assert status == 0, err
+
+
+@pytest.mark.parametrize('python', PYTHONS)
+def test_worker_process_module_app(python, tmp_path, worker_process):
+    write(tmp_path / 'wsgimod_under_test.py', '''
+        def app(environ, start_response):
+            start_response('200 OK', [('Content-Type', 'text/plain')])
+            return [b'module app']
+    ''')
+    # The working directory is searched first, as under mod_wsgi-express.
+    wp = worker_process(python, 'wsgimod_under_test:app', tmp_path)
+    client = wp.clients[0]
+    check_hello(client.read_hello(), wp.proc, python)
+    assert client.request().body == b'module app'
+    status, out, err = wp.finish()
+    assert status == 0, err
+
+
+@pytest.mark.parametrize('python', PYTHONS)
+@pytest.mark.parametrize('source, needles', [
+    ('def application(environ, start_response)\n    return []\n', ['SyntaxError', 'line 1']),
+    ('import caddy_wsgi_no_such_module_anywhere\n', ['ModuleNotFoundError', 'caddy_wsgi_no_such_module_anywhere']),
+    ('raise RuntimeError("broken on purpose")\n', ['RuntimeError: broken on purpose']),
+], ids=['syntax', 'import', 'raise'])
+def test_worker_process_broken_script(python, tmp_path, worker_process, source, needles):
+    script = tmp_path / 'broken.wsgi'
+    script.write_text(source)
+    wp = worker_process(python, script, tmp_path)
+    client = wp.clients[0]
+    f = client.read_hello()
+    assert f.kind == STARTUP_ERROR, f
+    text = f.payload.decode()
+    assert 'Traceback' in text and str(script) in text
+    for needle in needles:
+        assert needle in text, text
+    assert wp.proc.wait(TIMEOUT) == 1
+    assert client.reader.read() is None
+
+
+@pytest.mark.parametrize('python', PYTHONS)
+def test_worker_process_missing_callable(python, tmp_path, worker_process):
+    script = write(tmp_path / 'nocallable.wsgi', 'app = None\n')
+    wp = worker_process(python, script, tmp_path)
+    f = wp.clients[0].read_hello()
+    assert f.kind == STARTUP_ERROR
+    assert str(script) in f.payload.decode() and "'application'" in f.payload.decode()
+    assert wp.proc.wait(TIMEOUT) == 1
+
+
+@pytest.mark.parametrize('python', PYTHONS)
+def test_worker_process_exits_on_protocol_error(python, tmp_path, worker_process):
+    from fakecaddy import BODY, frame
+    script = write(tmp_path / 'hello.wsgi', HELLO_APP)
+    wp = worker_process(python, script, tmp_path)
+    client = wp.clients[0]
+    check_hello(client.read_hello(), wp.proc, python)
+    client.sock.sendall(frame(BODY, b'where is the REQUEST?'))
+    assert wp.proc.wait(TIMEOUT) == 70
+    assert 'ProtocolError' in wp.proc.stderr.read().decode()
