@@ -170,6 +170,7 @@ func (p *Pool) supervise(slot int, proc *process) {
 		}
 		next, err := p.spawn()
 		if err == nil {
+			p.log.Info("worker process restarted", zap.Int("pid", next.pid), zap.Int("replaces", proc.pid))
 			p.adopt(slot, next)
 			return
 		}

@@ -55,6 +55,20 @@ def find_callable(module, name, where):
     return app
 
 
+RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def user_frames(tb):
+    """Skip the runtime's and importlib's frames at the top of a traceback:
+    the user needs to see their own code."""
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not (filename.startswith(RUNTIME_DIR) or filename.startswith('<frozen ')):
+            break
+        tb = tb.tb_next
+    return tb
+
+
 def base_environ(args):
     return {
         'wsgi.version': (1, 0),
@@ -105,7 +119,7 @@ def main(argv=None):
         conns[0].send(wire.frame(wire.STARTUP_ERROR, str(exc).encode('utf-8', 'backslashreplace')))
         return 1
     except BaseException as exc:
-        text = ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        text = ''.join(traceback.format_exception(type(exc), exc, user_frames(exc.__traceback__)))
         conns[0].send(wire.frame(wire.STARTUP_ERROR, ('could not load %s:\n%s' % (args.app, text)).encode('utf-8', 'backslashreplace')))
         return 1
 

@@ -1,0 +1,145 @@
+package caddywsgi_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var blockingPID = regexp.MustCompile(`blocking in pid (\d+)`)
+
+func TestWorkerKilledMidRequest(t *testing.T) {
+	c := startCaddy(t, `:{http_port} {
+	wsgi_script / {apps}/app.wsgi {
+		python {python}
+		processes 2
+		threads 1
+	}
+}`)
+	blocked := make(chan int)
+	go func() {
+		res, _, err := fetch(plainClient, "GET", c.URL("/block"), nil)
+		if err != nil {
+			blocked <- -1
+			return
+		}
+		blocked <- res.StatusCode
+	}()
+	pid, _ := strconv.Atoi(blockingPID.FindStringSubmatch(c.waitLog("blocking in pid"))[1])
+
+	// A request on the other process, in flight while its neighbour dies.
+	sleeping := make(chan string)
+	go func() {
+		_, body, err := fetch(plainClient, "GET", c.URL("/sleep?ms=500"), nil)
+		if err != nil {
+			body = err.Error()
+		}
+		sleeping <- body
+	}()
+	c.waitLog("sleeping for 500 ms")
+
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if status := <-blocked; status != 502 {
+		t.Errorf("request on the killed worker: %d, want 502", status)
+	}
+	if body := <-sleeping; body != "slept" {
+		t.Errorf("request on the other worker: %q", body)
+	}
+	c.waitLog("worker failed while handling the request", `"uri":"/block"`, fmt.Sprintf(`"pid":%d`, pid))
+	c.waitLog("worker process exited", fmt.Sprintf(`"pid":%d`, pid), "killed by signal killed")
+	c.waitLog("worker process restarted", fmt.Sprintf(`"replaces":%d`, pid))
+	for i := 0; i < 6; i++ {
+		res, body := get(t, plainClient, "GET", c.URL("/pid"), nil)
+		if res.StatusCode != 200 || body == strconv.Itoa(pid) {
+			t.Fatalf("after the restart: %d %q", res.StatusCode, body)
+		}
+	}
+}
+
+func TestIdleWorkerKilled(t *testing.T) {
+	c := startCaddy(t, `:{http_port} {
+	wsgi_script / {apps}/app.wsgi {
+		python {python}
+		threads 2
+	}
+}`)
+	_, body := get(t, plainClient, "GET", c.URL("/pid"), nil)
+	pid, _ := strconv.Atoi(body)
+	syscall.Kill(pid, syscall.SIGKILL)
+	c.waitLog("worker process restarted", fmt.Sprintf(`"replaces":%d`, pid))
+	res, body := get(t, plainClient, "GET", c.URL("/pid"), nil)
+	if res.StatusCode != 200 || body == strconv.Itoa(pid) {
+		t.Fatalf("after the restart: %d %q", res.StatusCode, body)
+	}
+}
+
+// TestBrokenApplicationStopsCaddy: `caddy run` with an application that cannot
+// load fails with the reason, instead of serving errors.
+func TestBrokenApplicationStopsCaddy(t *testing.T) {
+	apps := appsDir(t)
+	for _, tc := range []struct {
+		name, app, extra string
+		want            []string
+	}{
+		{"missing script", apps + "/nonexistent.wsgi", "", []string{"nonexistent.wsgi", "no such file or directory", "module:callable"}},
+		{"syntax error", apps + "/broken_syntax.wsgi", "", []string{"broken_syntax.wsgi", "line 1", "SyntaxError"}},
+		{"import error", apps + "/broken_import.wsgi", "", []string{"broken_import.wsgi", "Traceback", "ModuleNotFoundError: No module named 'no_such_module_anywhere'"}},
+		{"no callable", apps + "/no_callable.wsgi", "", []string{"no_callable.wsgi has no callable named 'application'"}},
+		{"missing module", "no_such_package.wsgi:application", "", []string{"ModuleNotFoundError: No module named 'no_such_package'"}},
+		{"bad interpreter", apps + "/app.wsgi", "python /nonexistent/python3", []string{`starting Python interpreter \"/nonexistent/python3\"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			python := "python {python}"
+			if tc.extra != "" {
+				python = tc.extra
+			}
+			log, code := runUntilExit(t, fmt.Sprintf(`:{http_port} {
+	wsgi_script / %s {
+		%s
+	}
+}`, tc.app, python))
+			if code == 0 {
+				t.Fatalf("caddy run succeeded; log:\n%s", log)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(log, w) {
+					t.Errorf("the error does not mention %q:\n%s", w, log)
+				}
+			}
+		})
+	}
+}
+
+// runUntilExit runs `caddy run` with a site block and returns its output
+// and exit code once it exits.
+func runUntilExit(t *testing.T, site string) (string, int) {
+	dir := t.TempDir()
+	site = strings.NewReplacer("{apps}", appsDir(t), "{python}", python(), "{http_port}", strconv.Itoa(freePort(t))).Replace(site)
+	file := filepath.Join(dir, "Caddyfile")
+	os.WriteFile(file, []byte("{\n\tadmin off\n\tpersist_config off\n}\n"+site), 0o644)
+	cmd := exec.Command(caddyBin, "run", "--config", file, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "HOME="+dir)
+	done := make(chan struct{})
+	var out []byte
+	go func() {
+		out, _ = cmd.CombinedOutput()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("caddy run did not exit; output:\n%s", out)
+	}
+	return string(out), cmd.ProcessState.ExitCode()
+}

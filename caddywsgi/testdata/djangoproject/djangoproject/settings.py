@@ -1,0 +1,35 @@
+"""Settings for the minimal Django project of caddy-wsgi's end-to-end tests:
+production-like (DEBUG off), no database, no installed apps."""
+
+import os
+
+SECRET_KEY = 'caddy-wsgi-test-not-secret'
+DEBUG = False
+ALLOWED_HOSTS = ['*']
+
+INSTALLED_APPS = []
+MIDDLEWARE = [
+    'django.middleware.security.SecurityMiddleware',
+    'django.middleware.common.CommonMiddleware',
+    'django.middleware.csrf.CsrfViewMiddleware',
+]
+ROOT_URLCONF = 'djangoproject.urls'
+WSGI_APPLICATION = 'djangoproject.wsgi.application'
+DATABASES = {}
+USE_TZ = True
+
+# Where FileResponse serves files from; the Caddyfile sets it.
+DOWNLOAD_DIR = os.environ.get('DJANGOPROJECT_DOWNLOAD_DIR', '')
+
+# With DEBUG off Django only mails request errors to the admins: send them to
+# stderr instead, which caddy-wsgi logs.
+LOGGING = {
+    'version': 1,
+    'disable_existing_loggers': False,
+    'handlers': {
+        'stderr': {'class': 'logging.StreamHandler'},
+    },
+    'loggers': {
+        'django.request': {'handlers': ['stderr'], 'level': 'ERROR', 'propagate': False},
+    },
+}
