@@ -139,7 +139,10 @@ func (c *caddy) URL(path string) string {
 	return "http://127.0.0.1:" + strconv.Itoa(c.HTTPPort) + path
 }
 
+// HTTPSURL is a URL on the HTTPS port; it waits for Caddy to have issued the
+// certificate for localhost, which it does in the background after start-up.
 func (c *caddy) HTTPSURL(path string) string {
+	c.waitLog("certificate obtained successfully", `"identifier":"localhost"`)
 	return "https://localhost:" + strconv.Itoa(c.HTTPSPort) + path
 }
 

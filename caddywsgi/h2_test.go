@@ -1,0 +1,73 @@
+package caddywsgi_test
+
+import (
+	"bufio"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestHTTPSAndHTTP2(t *testing.T) {
+	c := startCaddy(t, `https://localhost:{https_port} {
+	tls internal
+	wsgi_script /app {apps}/app.wsgi {
+		python {python}
+		processes 1
+		threads 4
+	}
+}`)
+	client := h2Client()
+
+	res, body := get(t, client, "GET", c.HTTPSURL("/app/env?x=1"), nil)
+	if res.ProtoMajor != 2 {
+		t.Fatalf("protocol %s, want HTTP/2", res.Proto)
+	}
+	env := environOf(t, res, body)
+	for k, v := range map[string]any{
+		"HTTPS": "on", "wsgi.url_scheme": "https", "SERVER_PROTOCOL": "HTTP/2.0",
+		"SCRIPT_NAME": "/app", "PATH_INFO": "/env", "QUERY_STRING": "x=1", "SERVER_NAME": "localhost",
+	} {
+		if env[k] != v {
+			t.Errorf("%s = %#v, want %#v", k, env[k], v)
+		}
+	}
+
+	res, body = get(t, client, "POST", c.HTTPSURL("/app/echo"), strings.NewReader("over h2"))
+	if body != "over h2" {
+		t.Errorf("POST: %d %q", res.StatusCode, body)
+	}
+	res, body = get(t, client, "POST", c.HTTPSURL("/app/echo"), chunked{strings.NewReader(strings.Repeat("y", 200_000))})
+	if len(body) != 200_000 {
+		t.Errorf("streamed POST: %d, %d bytes", res.StatusCode, len(body))
+	}
+
+	// Streaming: the first chunk arrives before the generator is released.
+	stream, err := client.Get(c.HTTPSURL("/app/stream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(stream.Body)
+	if line, err := r.ReadString('\n'); line != "first\n" {
+		t.Fatalf("first chunk %q %v", line, err)
+	}
+	get(t, client, "GET", c.HTTPSURL("/app/release"), nil)
+	if rest, err := io.ReadAll(r); string(rest) != "second\n" || err != nil {
+		t.Errorf("rest of the stream: %q %v", rest, err)
+	}
+	stream.Body.Close()
+
+	// A response that dies half way resets the stream.
+	res, err = client.Get(c.HTTPSURL("/app/error-after"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err == nil || !strings.Contains(err.Error(), "stream error") {
+		t.Errorf("aborted response over HTTP/2: read %q, error %v; want a stream reset", b, err)
+	}
+	// The connection and the worker survive it.
+	if res, body = get(t, client, "GET", c.HTTPSURL("/app/pid"), nil); res.StatusCode != 200 || body == "" {
+		t.Errorf("after the reset: %d %q", res.StatusCode, body)
+	}
+}
