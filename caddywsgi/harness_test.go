@@ -79,9 +79,9 @@ func startCaddy(t testing.TB, site string) *caddy {
 
 func launchCaddy(t testing.TB, site string) (*caddy, error) {
 	dir := t.TempDir()
-	c := &caddy{t: t, HTTPPort: freePort(t), HTTPSPort: freePort(t), Log: newLogLines(), exited: make(chan struct{}), dataDir: dir}
+	httpPort, httpsPort := freePort(t), freePort(t)
 	site = strings.NewReplacer("{apps}", appsDir(t), "{python}", python(), "{tmp}", dir,
-		"{http_port}", strconv.Itoa(c.HTTPPort), "{https_port}", strconv.Itoa(c.HTTPSPort)).Replace(site)
+		"{http_port}", strconv.Itoa(httpPort), "{https_port}", strconv.Itoa(httpsPort)).Replace(site)
 	config := fmt.Sprintf(`{
 	admin off
 	persist_config off
@@ -91,13 +91,24 @@ func launchCaddy(t testing.TB, site string) (*caddy, error) {
 	skip_install_trust
 }
 %s
-`, c.HTTPPort, c.HTTPSPort, site)
+`, httpPort, httpsPort, site)
 	file := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(file, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	c, err := runCaddyfile(t, file, "", nil)
+	c.HTTPPort, c.HTTPSPort = httpPort, httpsPort
+	return c, err
+}
+
+// runCaddyfile runs `caddy run` on a Caddyfile, in workDir if not empty, and
+// waits until it serves.
+func runCaddyfile(t testing.TB, file, workDir string, env []string) (*caddy, error) {
+	dir := t.TempDir()
+	c := &caddy{t: t, Log: newLogLines(), exited: make(chan struct{}), dataDir: dir}
 	c.cmd = exec.Command(caddyBin, "run", "--config", file, "--adapter", "caddyfile")
-	c.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "HOME="+dir)
+	c.cmd.Dir = workDir
+	c.cmd.Env = append(append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "HOME="+dir), env...)
 	c.cmd.Stdout = c.Log
 	c.cmd.Stderr = c.Log
 	if err := c.cmd.Start(); err != nil {
