@@ -88,7 +88,7 @@ func TestBrokenApplicationStopsCaddy(t *testing.T) {
 	apps := appsDir(t)
 	for _, tc := range []struct {
 		name, app, extra string
-		want            []string
+		want             []string
 	}{
 		{"missing script", apps + "/nonexistent.wsgi", "", []string{"nonexistent.wsgi", "no such file or directory", "module:callable"}},
 		{"syntax error", apps + "/broken_syntax.wsgi", "", []string{"broken_syntax.wsgi", "line 1", "SyntaxError"}},
