@@ -250,7 +250,7 @@ func TestApplicationErrors(t *testing.T) {
 	}
 	c.waitLog("Exception while handling the request", "ValueError: boom-before", `"method":"GET"`, `"uri":"/app/error-before"`, "app.wsgi")
 
-	for _, path := range []string{"/app/bad-header", "/app/bad-header-name"} {
+	for _, path := range []string{"/app/bad-header", "/app/bad-header-name", "/app/bad-status"} {
 		res, body = get(t, plainClient, "GET", c.URL(path), nil)
 		if res.StatusCode != 500 || res.Header.Get("Injected") != "" || strings.Contains(body, "never sent") {
 			t.Errorf("%s: %d %v %q", path, res.StatusCode, res.Header, body)
@@ -258,6 +258,7 @@ func TestApplicationErrors(t *testing.T) {
 	}
 	c.waitLog("contains CR, LF or NUL", `"uri":"/app/bad-header"`)
 	c.waitLog("invalid response header name", `"uri":"/app/bad-header-name"`)
+	c.waitLog(`invalid status \"200OK\"`, `"uri":"/app/bad-status"`)
 
 	// After the response started, the client must see a broken response,
 	// never a clean short one.
@@ -448,5 +449,29 @@ func TestQueueTimeout(t *testing.T) {
 	res, _ := get(t, plainClient, "GET", c.URL("/pid"), nil)
 	if res.StatusCode != 503 {
 		t.Errorf("request over the queue timeout: %d, want 503", res.StatusCode)
+	}
+}
+
+func TestRequestBodyTooLarge(t *testing.T) {
+	c := startCaddy(t, `:{http_port} {
+	request_body {
+		max_size 100KB
+	}
+	wsgi_script / {apps}/app.wsgi {
+		python {python}
+	}
+}`)
+	// Over the limit within the first window, and past it while streaming.
+	for _, size := range []int{50_000, 300_000} {
+		for _, body := range []io.Reader{strings.NewReader(strings.Repeat("x", size)), chunked{strings.NewReader(strings.Repeat("x", size))}} {
+			res, _ := get(t, plainClient, "POST", c.URL("/echo-digest"), body)
+			want := 200
+			if size > 100_000 {
+				want = 413
+			}
+			if res.StatusCode != want {
+				t.Errorf("%d-byte body (%T): %d, want %d", size, body, res.StatusCode, want)
+			}
+		}
 	}
 }

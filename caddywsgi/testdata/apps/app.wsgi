@@ -96,6 +96,11 @@ def bad_header_name(environ, start_response):
     return [b'never sent']
 
 
+def bad_status(environ, start_response):
+    start_response('200OK', [])
+    return [b'never sent']
+
+
 def write_callable(environ, start_response):
     write = start_response('200 OK', [('Content-Type', 'text/plain')])
     write(b'written ')
@@ -179,6 +184,7 @@ ROUTES = {
     '/env': env, '/echo-digest': echo_digest, '/echo': echo, '/download': download,
     '/stream': stream, '/release': release, '/error-before': error_before,
     '/error-after': error_after, '/bad-header': bad_header, '/bad-header-name': bad_header_name,
+    '/bad-status': bad_status,
     '/write': write_callable, '/cl-short': short_content_length, '/cl-long': long_content_length,
     '/file': file_response, '/block': block, '/sleep': sleep, '/pid': pid, '/logs': logs, '/exc-info': exc_info,
     '/closing': closing, '/cookies': cookies,
