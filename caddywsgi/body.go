@@ -31,10 +31,15 @@ func (e *exchange) requestBody(want int) bool {
 		go e.streamer.run(e.c, e.r.Body)
 	}
 	select {
-	case e.streamer.more <- want:
-		return true
 	case <-e.streamer.done:
 		return false // the body had already ended
+	default:
+	}
+	select {
+	case e.streamer.more <- want:
+		return true
+	default:
+		return false // a grant is already outstanding
 	}
 }
 

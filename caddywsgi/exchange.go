@@ -59,10 +59,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if err != nil {
 		return caddyhttp.Error(http.StatusBadRequest, err)
 	}
-	putLength(frames, len(frames)-protocol.HeaderSize)
+	if n := len(frames) - protocol.HeaderSize; n <= protocol.MaxPayload {
+		putLength(frames, n)
+	} else {
+		return caddyhttp.Error(http.StatusRequestHeaderFieldsTooLarge, fmt.Errorf("request head of %d bytes exceeds %d", n, protocol.MaxPayload))
+	}
 	if body == nil {
 		frames[1] = protocol.FlagNoBody
 	} else {
+		for len(body) > protocol.BodyChunk {
+			frames = protocol.AppendFrame(frames, protocol.Body, 0, body[:protocol.BodyChunk])
+			body = body[protocol.BodyChunk:]
+		}
 		frames = protocol.AppendFrame(frames, protocol.Body, 0, body)
 		end := protocol.BodyEnd
 		if rest {
@@ -135,6 +143,7 @@ type exchange struct {
 	truncated   bool  // the application wrote more than its Content-Length
 	broken      bool  // the connection is out of step; the process is replaced
 	shortFile   bool
+	unflushed   bool // body bytes written since the last flush
 	released    bool
 	rc          *http.ResponseController
 
@@ -159,6 +168,11 @@ func (e *exchange) release() {
 // relay reads the worker's frames until the response ends.
 func (e *exchange) relay() error {
 	for {
+		if e.unflushed && e.c.R.Buffered() == 0 {
+			// About to wait for the worker: what it sent so far goes to the
+			// client now, so streamed chunks are not held back.
+			e.flush()
+		}
 		f, err := e.c.R.Next()
 		if err != nil {
 			e.broken = true
@@ -181,15 +195,16 @@ func (e *exchange) relay() error {
 				return e.workerFailed(fmt.Errorf("%w: RESPONSE_BODY before RESPONSE_HEAD", protocol.ErrProtocol))
 			}
 			e.write(f.Payload)
-			if e.c.R.Buffered() == 0 {
-				e.flush()
-			}
 		case protocol.ResponseFile:
 			if err := e.sendFile(f.Payload); err != nil {
 				e.broken = true
 				return e.workerFailed(err)
 			}
 		case protocol.ResponseEnd:
+			if !e.headSeen {
+				e.broken = true
+				return e.workerFailed(fmt.Errorf("%w: RESPONSE_END before RESPONSE_HEAD", protocol.ErrProtocol))
+			}
 			return e.end(f.Flags&protocol.FlagAborted != 0)
 		case protocol.AppError:
 			if e.headSeen {
@@ -275,12 +290,14 @@ func (e *exchange) write(p []byte) {
 	e.writeHeader()
 	n, err := e.w.Write(p)
 	e.written += int64(n)
+	e.unflushed = true
 	if err != nil && !errors.Is(err, http.ErrBodyNotAllowed) {
 		e.clientGone = true
 	}
 }
 
 func (e *exchange) flush() {
+	e.unflushed = false
 	if e.clientGone || !e.wroteHeader {
 		return
 	}

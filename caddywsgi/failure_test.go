@@ -143,3 +143,12 @@ func runUntilExit(t *testing.T, site string) (string, int) {
 	}
 	return string(out), cmd.ProcessState.ExitCode()
 }
+
+// processExists reports nil if a process with this pid is running.
+func processExists(pid string) error {
+	n, err := strconv.Atoi(pid)
+	if err != nil {
+		return err
+	}
+	return syscall.Kill(n, 0)
+}

@@ -70,20 +70,23 @@ type caddy struct {
 // the interpreter.
 func startCaddy(t testing.TB, site string) *caddy {
 	t.Helper()
-	c, err := launchCaddy(t, site)
+	c, err := launchCaddy(t, "admin off", site)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-func launchCaddy(t testing.TB, site string) (*caddy, error) {
+// launchCaddy is startCaddy with an admin endpoint setting of its own.
+func launchCaddy(t testing.TB, admin, site string) (*caddy, error) {
 	dir := t.TempDir()
 	httpPort, httpsPort := freePort(t), freePort(t)
 	site = strings.NewReplacer("{apps}", appsDir(t), "{python}", python(), "{tmp}", dir,
 		"{http_port}", strconv.Itoa(httpPort), "{https_port}", strconv.Itoa(httpsPort)).Replace(site)
+	// debug: the certificate cache logs when a certificate is ready to serve.
 	config := fmt.Sprintf(`{
-	admin off
+	%s
+	debug
 	persist_config off
 	http_port %d
 	https_port %d
@@ -91,7 +94,7 @@ func launchCaddy(t testing.TB, site string) (*caddy, error) {
 	skip_install_trust
 }
 %s
-`, httpPort, httpsPort, site)
+`, admin, httpPort, httpsPort, site)
 	file := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(file, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
@@ -151,9 +154,10 @@ func (c *caddy) URL(path string) string {
 }
 
 // HTTPSURL is a URL on the HTTPS port; it waits for Caddy to have issued the
-// certificate for localhost, which it does in the background after start-up.
+// certificate for localhost, which it does in the background after start-up,
+// and put it in its cache.
 func (c *caddy) HTTPSURL(path string) string {
-	c.waitLog("certificate obtained successfully", `"identifier":"localhost"`)
+	c.waitLog("added certificate to cache", `"localhost"`)
 	return "https://localhost:" + strconv.Itoa(c.HTTPSPort) + path
 }
 

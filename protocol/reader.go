@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -50,7 +51,7 @@ func (r *Reader) Next() (Frame, error) {
 		return Frame{}, err
 	}
 	if err := r.fill(HeaderSize + n); err != nil {
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return Frame{}, err
@@ -106,7 +107,7 @@ func (r *Reader) fill(need int) error {
 			return fmt.Errorf("%w: too many file descriptors in one message", ErrProtocol)
 		}
 		if err != nil {
-			if err == io.EOF && r.w-r.r > 0 {
+			if errors.Is(err, io.EOF) && r.w-r.r > 0 {
 				return io.ErrUnexpectedEOF
 			}
 			return err

@@ -4,14 +4,13 @@ inherited connection on its own thread."""
 import argparse
 import hashlib
 import importlib
-import importlib.machinery
-import importlib.util
 import os
 import platform
 import socket
 import sys
 import threading
 import traceback
+import types
 
 from . import wire
 from .worker import FileWrapper, Worker, install_output_routing
@@ -23,16 +22,18 @@ class LoadError(Exception):
 
 def load_script(path, callable_name):
     """Load a WSGI script file the way mod_wsgi does: executed as a module
-    whose name is unique to the file, never as __main__."""
+    whose name is unique to the file, never as __main__, and compiled without
+    a bytecode cache (app.wsgi's cache file would be app.py's too)."""
     if not os.path.isfile(path):
         raise LoadError('WSGI script %s does not exist (to load a module instead, write module:callable)' % path)
     name = '_caddy_wsgi_' + hashlib.md5(path.encode('utf-8', 'surrogateescape')).hexdigest()
-    loader = importlib.machinery.SourceFileLoader(name, path)
-    spec = importlib.util.spec_from_loader(name, loader)
-    module = importlib.util.module_from_spec(spec)
+    module = types.ModuleType(name)
+    module.__file__ = path
     sys.modules[name] = module
     try:
-        loader.exec_module(module)
+        with open(path, 'rb') as f:
+            code = compile(f.read(), path, 'exec', dont_inherit=True)
+        exec(code, module.__dict__)
     except BaseException:
         del sys.modules[name]
         raise
@@ -103,7 +104,7 @@ def hello(conn):
         ('protocol', str(wire.VERSION)),
         ('pid', str(os.getpid())),
         ('python', platform.python_version()),
-        ('executable', sys.executable),
+        ('executable', os.fsencode(sys.executable).decode('latin-1')),
     ])))
 
 

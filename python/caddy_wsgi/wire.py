@@ -36,6 +36,9 @@ LEVEL_INFO = 0
 LEVEL_WARN = 1
 LEVEL_ERROR = 2
 
+# Linux's IOV_MAX is 1024 buffers per sendmsg.
+IOV_MAX_SAFE = 512
+
 FILE_RANGE = struct.Struct('>QQ')
 BODY_MORE_SIZE = struct.Struct('>I')
 
@@ -111,15 +114,21 @@ class Connection:
             raise ConnectionLost() from exc
 
     def send_parts(self, parts):
-        """Send several buffers with one system call (scatter/gather)."""
+        """Send several buffers with as few system calls as possible
+        (scatter/gather; at most IOV_MAX_SAFE buffers per call)."""
         try:
-            sent = self.sock.sendmsg(parts)
-            total = sum(map(len, parts))
-            if sent < total:
-                # A signal can interrupt a large send part way.
-                self.sock.sendall(b''.join(parts)[sent:])
+            for start in range(0, len(parts), IOV_MAX_SAFE):
+                batch = parts[start:start + IOV_MAX_SAFE]
+                sent = self.sock.sendmsg(batch)
+                if sent < sum(map(len, batch)):
+                    # A signal can interrupt a large send part way.
+                    self.sock.sendall(b''.join(batch)[sent:])
         except OSError as exc:
             raise ConnectionLost() from exc
+
+    def close(self):
+        self.rfile.close()
+        self.sock.close()
 
     def send_with_fd(self, data, fd):
         try:

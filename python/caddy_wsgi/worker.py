@@ -28,7 +28,7 @@ class Input:
 
     __slots__ = ('conn', 'buf', 'state')
 
-    DONE, GRANT, PAUSED = range(3)
+    DONE, GRANT, PAUSED, TRUNCATED = range(4)
 
     def __init__(self, conn, has_body):
         self.conn = conn
@@ -44,10 +44,8 @@ class Input:
             elif kind == wire.BODY_PAUSE:
                 self.state = self.PAUSED
             elif kind == wire.BODY_END:
-                self.state = self.DONE
-                if flags & wire.FLAG_TRUNCATED:
-                    raise OSError('request body truncated: the client closed the connection or sent a bad body')
-                return False
+                self.state = self.TRUNCATED if flags & wire.FLAG_TRUNCATED else self.DONE
+                return self._fill(want)
             else:
                 raise wire.ProtocolError('unexpected frame 0x%02x inside the request body' % kind)
             return True
@@ -56,6 +54,10 @@ class Input:
             self.conn.send(wire.frame(wire.BODY_MORE, wire.BODY_MORE_SIZE.pack(want)))
             self.state = self.GRANT
             return True
+        if self.state == self.TRUNCATED:
+            # Every read says so, so that a retry cannot take part of the
+            # body for all of it.
+            raise OSError('request body truncated: the client closed the connection or sent a bad body')
         return False
 
     def read(self, size=-1):
@@ -219,13 +221,19 @@ class FileWrapper:
 def encode_head(status, headers):
     """The RESPONSE_HEAD payload, validated the way PEP 3333 asks: strings
     only, latin-1 only, no control characters that could split a response."""
+    fields = [status]
     try:
-        blob = '\0'.join([status, *chain.from_iterable(headers)]).encode('latin-1')
-        if blob.count(0) == 2 * len(headers) and b'\r' not in blob and b'\n' not in blob:
-            return blob
-    except (TypeError, UnicodeEncodeError):
-        pass
-    raise bad_head(status, headers)
+        for name, value in headers:
+            fields.append(name)
+            fields.append(value)
+        blob = '\0'.join(fields).encode('latin-1')
+    except (TypeError, ValueError):
+        raise bad_head(status, headers) from None
+    if blob.count(0) != 2 * len(headers) or b'\r' in blob or b'\n' in blob:
+        raise bad_head(status, headers)
+    if len(blob) > wire.MAX_PAYLOAD:
+        raise ValueError('the response head is %d bytes, over the limit of %d' % (len(blob), wire.MAX_PAYLOAD))
+    return blob
 
 
 def bad_head(status, headers):
@@ -256,13 +264,13 @@ class Request:
     """One request/response exchange; start_response and write are bound
     methods of it."""
 
-    __slots__ = ('conn', 'head', 'head_sent', 'ended', 'send_body')
+    __slots__ = ('conn', 'head', 'head_sent', 'pending', 'send_body')
 
     def __init__(self, conn, send_body):
         self.conn = conn
         self.head = None
         self.head_sent = False
-        self.ended = False
+        self.pending = ()  # body frames of a list response, sent by end()
         self.send_body = send_body
 
     def start_response(self, status, headers, exc_info=None):
@@ -297,19 +305,15 @@ class Request:
         """Send the body the application returned. The caller calls close()
         on it and then end(), so that nothing follows RESPONSE_END."""
         if type(result) is list:
-            # Every chunk already exists and a list has no close(): the whole
-            # response, RESPONSE_END included, goes in one write.
-            parts = [] if self.head_sent else [self._head_frame()]
+            # Every chunk already exists: the whole response waits for end(),
+            # to go out with RESPONSE_END in one write.
             if self.send_body:
                 if len(result) == 1 and type(result[0]) is bytes:
                     data = result[0]
                 else:
                     data = b''.join(map(as_bytes, result))
                 if data:
-                    parts += wire.body_frames(data)
-            parts.append(wire.END_COMPLETE)
-            self.conn.send_parts(parts)
-            self.ended = True
+                    self.pending = wire.body_frames(data)
             return
         if type(result) is file_wrapper:
             file_range = result.file_range() if self.send_body else None
@@ -328,8 +332,10 @@ class Request:
                 as_bytes(data)
 
     def end(self):
-        if not self.ended:
-            self.conn.send(wire.END_COMPLETE if self.head_sent else self._head_frame() + wire.END_COMPLETE)
+        parts = [] if self.head_sent else [self._head_frame()]
+        parts += self.pending
+        parts.append(wire.END_COMPLETE)
+        self.conn.send_parts(parts)
 
 
 def as_bytes(data):
@@ -362,7 +368,8 @@ class Worker:
                     raise wire.ProtocolError('expected REQUEST, got frame 0x%02x' % kind)
                 self.handle(flags, payload)
         except wire.ConnectionLost:
-            pass
+            # Closing our end lets Caddy see that this thread is gone.
+            self.conn.close()
         except BaseException:
             # The connection is out of step with Caddy and cannot be trusted:
             # exit, and let Caddy fail the request and start a new process.
@@ -388,7 +395,7 @@ class Worker:
                     close()
             self.flush_logs()
             request.end()
-        except wire.ConnectionLost:
+        except (wire.ConnectionLost, wire.ProtocolError):
             raise
         except BaseException as exc:
             self.fail(request, exc)

@@ -393,9 +393,10 @@ class Client:
             self.sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass
-        self._worker_closing()
         stray = []
         try:
+            # Until the worker closes its end (for a FakeCaddy, when serve()
+            # returns); reading also unblocks a worker stuck sending.
             while True:
                 f = self.reader.read()
                 if f is None:
@@ -404,10 +405,11 @@ class Client:
         except (OSError, ProtocolViolation):
             pass
         self.reader.close_fds()
-        self.sock.close()
+        self.sock.close()   # a worker still sending gets EPIPE
+        self._worker_closed()
         return stray
 
-    def _worker_closing(self):
+    def _worker_closed(self):
         pass
 
 
@@ -436,19 +438,16 @@ class FakeCaddy(Client):
             self.worker.serve()
         except _WorkerExit as exc:
             self.exit_code = exc.args[0]
+        finally:
+            # Worker.serve returns when it reads EOF without closing its
+            # socket (in main.py, process exit does that): end our reads.
             try:
                 self.worker_sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 
-    def _worker_closing(self):
-        # Worker.serve returns when it reads EOF; it does not close its
-        # socket (main.py's process exit does), so do it for it.
+    def _worker_closed(self):
         self.thread.join(TIMEOUT)
-        try:
-            self.worker_sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
 
     def close(self):
         stray = super().close()
