@@ -128,9 +128,6 @@ def test_load_script_unique_module_names(tmp_path, clean_modules):
     assert sys.modules[first.__module__].__file__ == str(paths[0])
 
 
-@pytest.mark.xfail(strict=True, reason='load_script uses SourceFileLoader, which caches the bytecode of '
-                                       'app.wsgi as __pycache__/app.cpython-XY.pyc, the name of app.py\'s '
-                                       'cache: with equal size and mtime, "import app" runs the script')
 def test_load_script_bytecode_does_not_shadow_a_module(tmp_path, clean_modules, monkeypatch):
     monkeypatch.setattr(sys, 'dont_write_bytecode', False)   # as in production
     script = write(tmp_path / 'shadowapp.wsgi', 'def application(e, s): return "from the .wsgi"\n')
