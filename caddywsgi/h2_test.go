@@ -17,6 +17,7 @@ func TestHTTPSAndHTTP2(t *testing.T) {
 	}
 }`)
 	client := h2Client()
+	t.Cleanup(client.CloseIdleConnections)
 
 	res, body := get(t, client, "GET", c.HTTPSURL("/app/env?x=1"), nil)
 	if res.ProtoMajor != 2 {

@@ -136,6 +136,8 @@ func (c *caddy) stop() {
 		return
 	default:
 	}
+	// Caddy's graceful shutdown waits for idle keep-alive connections.
+	plainClient.CloseIdleConnections()
 	c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-c.exited:

@@ -114,6 +114,10 @@ def main(argv=None):
     # Scripts and modules next to the application import as they would under
     # mod_wsgi-express, whose working directory is searched first.
     sys.path[0] = os.getcwd()
+    # Before the application loads: logging handlers it creates at import
+    # time (Django's LOGGING, logging.basicConfig) keep the sys.stderr they
+    # see, and it must be the one that follows the request.
+    local = install_output_routing()
     try:
         app = load_script(args.script_filename, args.callable) if args.is_script else load_module(args.app)
     except LoadError as exc:
@@ -124,7 +128,6 @@ def main(argv=None):
         conns[0].send(wire.frame(wire.STARTUP_ERROR, ('could not load %s:\n%s' % (args.app, text)).encode('utf-8', 'backslashreplace')))
         return 1
 
-    local = install_output_routing()
     environ = base_environ(args)
     threads = []
     for conn in conns:
