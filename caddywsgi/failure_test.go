@@ -23,36 +23,21 @@ func TestWorkerKilledMidRequest(t *testing.T) {
 		threads 1
 	}
 }`)
-	blocked := make(chan int)
-	go func() {
-		res, _, err := fetch(plainClient, "GET", c.URL("/block"), nil)
-		if err != nil {
-			blocked <- -1
-			return
-		}
-		blocked <- res.StatusCode
-	}()
+	blocked := inBackground(c.URL("/block"))
 	pid, _ := strconv.Atoi(blockingPID.FindStringSubmatch(c.waitLog("blocking in pid"))[1])
 
 	// A request on the other process, in flight while its neighbour dies.
-	sleeping := make(chan string)
-	go func() {
-		_, body, err := fetch(plainClient, "GET", c.URL("/sleep?ms=500"), nil)
-		if err != nil {
-			body = err.Error()
-		}
-		sleeping <- body
-	}()
+	sleeping := inBackground(c.URL("/sleep?ms=500"))
 	c.waitLog("sleeping for 500 ms")
 
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if status := <-blocked; status != 502 {
-		t.Errorf("request on the killed worker: %d, want 502", status)
+	if o := <-blocked; o.status != 502 {
+		t.Errorf("request on the killed worker: %+v, want 502", o)
 	}
-	if body := <-sleeping; body != "slept" {
-		t.Errorf("request on the other worker: %q", body)
+	if o := <-sleeping; o.body != "slept" {
+		t.Errorf("request on the other worker: %+v", o)
 	}
 	c.waitLog("worker failed while handling the request", `"uri":"/block"`, fmt.Sprintf(`"pid":%d`, pid))
 	c.waitLog("worker process exited", fmt.Sprintf(`"pid":%d`, pid), "killed by signal killed")

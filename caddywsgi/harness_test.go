@@ -198,6 +198,27 @@ func fetch(client *http.Client, method, url string, body io.Reader) (*http.Respo
 	return res, string(b), err
 }
 
+// outcome is the result of a request made in the background.
+type outcome struct {
+	status int
+	body   string
+	err    error
+}
+
+// inBackground makes a GET request on another goroutine.
+func inBackground(url string) <-chan outcome {
+	ch := make(chan outcome, 1)
+	go func() {
+		res, body, err := fetch(plainClient, "GET", url, nil)
+		o := outcome{body: body, err: err}
+		if res != nil {
+			o.status = res.StatusCode
+		}
+		ch <- o
+	}()
+	return ch
+}
+
 var plainClient = &http.Client{Timeout: 60 * time.Second}
 
 // h2Client speaks HTTP/2 over TLS to Caddy's internal CA certificates.

@@ -207,6 +207,8 @@ func TestValidatedApp(t *testing.T) {
 		}
 	}
 	// wsgiref.validate reports violations as exceptions (500s) or warnings.
+	// Stopping Caddy first makes the log complete.
+	c.stop()
 	if strings.Contains(c.Log.String(), "Warning") || strings.Contains(c.Log.String(), "AssertionError") {
 		t.Errorf("wsgiref.validate complained:\n%s", c.Log)
 	}
@@ -384,11 +386,7 @@ func TestIdleThreadDispatch(t *testing.T) {
 }`)
 	// Two processes of one thread: while one sleeps, requests must go to
 	// the idle one at once, not take turns with the busy one.
-	sleeping := make(chan struct{})
-	go func() {
-		defer close(sleeping)
-		fetch(plainClient, "GET", c.URL("/sleep?ms=3000"), nil)
-	}()
+	sleeping := inBackground(c.URL("/sleep?ms=3000"))
 	line := c.waitLog("sleeping for 3000 ms")
 	for i := 0; i < 4; i++ {
 		res, pid := get(t, plainClient, "GET", c.URL("/pid"), nil)
@@ -413,23 +411,17 @@ func TestQueueing(t *testing.T) {
 }`)
 	// One thread: a request that arrives while it is busy waits in line and
 	// is served when the thread is free.
-	sleeping := make(chan error)
-	go func() {
-		_, body, err := fetch(plainClient, "GET", c.URL("/sleep?ms=300"), nil)
-		if err == nil && body != "slept" {
-			err = fmt.Errorf("sleep answered %q", body)
-		}
-		sleeping <- err
-	}()
+	sleeping := inBackground(c.URL("/sleep?ms=300"))
 	c.waitLog("sleeping for 300 ms")
 	res, body := get(t, plainClient, "GET", c.URL("/logs"), nil)
-	if err := <-sleeping; err != nil {
-		t.Fatal(err)
+	if o := <-sleeping; o.body != "slept" {
+		t.Fatalf("the busy request: %+v", o)
 	}
 	if res.StatusCode != 200 || body != "logged" {
 		t.Fatalf("queued request: %d %q", res.StatusCode, body)
 	}
 	// The log shows the order in which the one thread ran them.
+	c.waitLog("to-stdout", `"uri":"/logs"`)
 	log := c.Log.String()
 	if done, queued := strings.Index(log, "done sleeping"), strings.Index(log, "to-stdout"); done < 0 || queued < done {
 		t.Errorf("the queued request ran before the busy thread was free:\n%s", log)
@@ -444,7 +436,7 @@ func TestQueueTimeout(t *testing.T) {
 		queue_timeout 100ms
 	}
 }`)
-	go fetch(plainClient, "GET", c.URL("/sleep?ms=1000"), nil)
+	inBackground(c.URL("/sleep?ms=1000"))
 	c.waitLog("sleeping for 1000 ms")
 	res, _ := get(t, plainClient, "GET", c.URL("/pid"), nil)
 	if res.StatusCode != 503 {

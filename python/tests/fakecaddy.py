@@ -31,7 +31,8 @@ from caddy_wsgi import main as wsgi_main
 from caddy_wsgi import wire as wsgi_wire
 from caddy_wsgi import worker as wsgi_worker
 
-# protocol/frame.go
+# Copied from protocol/frame.go rather than taken from wire.py, on purpose:
+# a test peer sharing the worker's constants could not catch a wrong one.
 HELLO = 0x01
 STARTUP_ERROR = 0x02
 RESPONSE_HEAD = 0x10
