@@ -80,7 +80,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	}
 	*fp = frames
 
-	c, err := h.pool.Acquire(r.Context())
+	c, err := h.pool.Acquire(r.Context(), frames)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return caddyhttp.Error(499, err) // the client went away while queued
@@ -89,7 +89,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	}
 	ex := &exchange{h: h, w: w, r: r, c: c, declared: -1, bodyRest: rest}
 	defer ex.release()
-	if _, err := c.Write(frames); err != nil {
+	if err := c.SendErr(); err != nil {
 		ex.broken = true
 		return ex.workerFailed(fmt.Errorf("sending the request: %w", err))
 	}

@@ -54,7 +54,7 @@ type Pool struct {
 
 	mu      sync.Mutex
 	procs   []*process // one slot per process; nil while a slot restarts
-	waiters list.List  // of chan *Conn, oldest first
+	waiters list.List  // of *waiter, oldest first
 	closed  bool
 	stopped chan struct{}
 }
@@ -131,11 +131,15 @@ func (p *Pool) adopt(slot int, proc *process) {
 		return
 	}
 	p.procs[slot] = proc
+	var handed []*waiter
 	for _, c := range proc.conns {
 		proc.busy++
-		p.releaseLocked(c)
+		handed = append(handed, p.releaseLocked(c))
 	}
 	p.mu.Unlock()
+	for i, w := range handed {
+		w.deliver(proc.conns[i])
+	}
 	go p.supervise(slot, proc)
 }
 
@@ -179,9 +183,19 @@ func (p *Pool) supervise(slot int, proc *process) {
 	}
 }
 
-// Acquire returns an idle connection from the least busy process, waiting in
-// line when every thread is busy.
-func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
+// waiter is a request waiting in line for a worker thread.
+type waiter struct {
+	ch  chan *Conn
+	req []byte
+}
+
+// Acquire takes an idle connection from the least busy process, waiting in
+// line when every thread is busy, and writes req to it. Whoever frees a
+// thread writes the next waiting request at once, so the worker starts on it
+// without waiting for that request's goroutine to be scheduled. Once req is
+// written the connection is the caller's, even if ctx ends meanwhile; a
+// failed write is reported by Conn.SendErr.
+func (p *Pool) Acquire(ctx context.Context, req []byte) (*Conn, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -198,17 +212,18 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 		best.idle = best.idle[:len(best.idle)-1]
 		best.busy++
 		p.mu.Unlock()
+		c.send(req)
 		return c, nil
 	}
-	ch := make(chan *Conn, 1)
-	elem := p.waiters.PushBack(ch)
+	w := &waiter{ch: make(chan *Conn, 1), req: req}
+	elem := p.waiters.PushBack(w)
 	p.mu.Unlock()
 
 	timer := time.NewTimer(p.cfg.QueueTimeout)
 	defer timer.Stop()
 	var err error
 	select {
-	case c := <-ch:
+	case c := <-w.ch:
 		if c == nil {
 			return nil, ErrClosed
 		}
@@ -226,11 +241,11 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 		return nil, err
 	}
 	p.mu.Unlock()
-	// A connection was handed over as we gave up: pass it on.
-	if c := <-ch; c != nil {
-		p.Release(c, true)
+	// Handed over as we gave up: the request is on its way to the worker.
+	if c := <-w.ch; c != nil {
+		return c, nil
 	}
-	return nil, err
+	return nil, ErrClosed
 }
 
 // Release returns a connection. reusable is false when the exchange on it
@@ -240,24 +255,36 @@ func (p *Pool) Release(c *Conn, reusable bool) {
 		c.proc.kill()
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if !reusable || c.proc.dead || p.closed {
 		c.proc.busy--
+		p.mu.Unlock()
 		c.R.Close()
 		return
 	}
-	p.releaseLocked(c)
+	w := p.releaseLocked(c)
+	p.mu.Unlock()
+	w.deliver(c)
 }
 
-func (p *Pool) releaseLocked(c *Conn) {
+// releaseLocked makes c idle, or returns the waiter it now belongs to, for
+// the caller to deliver it to once it has unlocked p.mu.
+func (p *Pool) releaseLocked(c *Conn) *waiter {
 	if front := p.waiters.Front(); front != nil {
-		ch := p.waiters.Remove(front).(chan *Conn)
+		w := p.waiters.Remove(front).(*waiter)
 		front.Value = nil
-		ch <- c
-		return
+		return w
 	}
 	c.proc.busy--
 	c.proc.idle = append(c.proc.idle, c)
+	return nil
+}
+
+// deliver writes the waiter's request to c and hands c over.
+func (w *waiter) deliver(c *Conn) {
+	if w != nil {
+		c.send(w.req)
+		w.ch <- c
+	}
 }
 
 // Close stops the pool: waiting requests fail, every connection is closed (a
@@ -272,7 +299,7 @@ func (p *Pool) Close() error {
 	p.closed = true
 	close(p.stopped)
 	for e := p.waiters.Front(); e != nil; e = e.Next() {
-		e.Value.(chan *Conn) <- nil
+		e.Value.(*waiter).ch <- nil
 		e.Value = nil
 	}
 	p.waiters.Init()

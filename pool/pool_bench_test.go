@@ -37,7 +37,7 @@ func BenchmarkHelloRoundTrip(b *testing.B) {
 	n := len(req) - protocol.HeaderSize
 	req[4], req[5], req[6], req[7] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
 
-	c, _ := p.Acquire(context.Background())
+	c, _ := p.Acquire(context.Background(), nil)
 	before := cpuTicks(b, c.PID())
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
