@@ -354,6 +354,7 @@ class Worker:
         self.errors = LogStream(conn, wire.LEVEL_ERROR)
         self.stdout = LogStream(conn, wire.LEVEL_INFO)
         self.local = local
+        self.no_body = Input(conn, False)
 
     def serve(self):
         """Handle requests until Caddy closes the connection."""
@@ -381,7 +382,8 @@ class Worker:
         environ = self.base_environ.copy()
         fields = iter(payload.decode('latin-1').split('\0'))
         environ.update(zip(fields, fields))
-        body = Input(self.conn, not flags & wire.FLAG_NO_BODY)
+        # Most requests have no body: they share one exhausted stream.
+        body = self.no_body if flags & wire.FLAG_NO_BODY else Input(self.conn, True)
         environ['wsgi.input'] = body
         environ['wsgi.errors'] = self.errors
         request = Request(self.conn, environ['REQUEST_METHOD'] != 'HEAD')
@@ -402,8 +404,10 @@ class Worker:
         body.discard()
 
     def flush_logs(self):
-        self.stdout.flush()
-        self.errors.flush()
+        if self.stdout.pending:
+            self.stdout.flush()
+        if self.errors.pending:
+            self.errors.flush()
 
     def fail(self, request, exc):
         """Report an application error: a 500 if nothing was sent yet, else an
