@@ -167,12 +167,16 @@ def test_environ_is_fresh_for_every_request(serve):
         return []
 
     caddy = serve(app)
-    caddy.request({'HTTP_ONLY_FIRST': '1'})
+    caddy.request({'HTTP_ONLY_FIRST': '1'}, body=b'one')
+    caddy.request(body=b'two')
     caddy.request()
     assert seen[1]['wsgi.run_once'] is False
     assert 'added.by.app' not in seen[1]
     assert 'HTTP_ONLY_FIRST' not in seen[1]
+    # A request with a body gets a stream of its own; body-less requests
+    # share one that is always empty.
     assert seen[0]['wsgi.input'] is not seen[1]['wsgi.input']
+    assert seen[2]['wsgi.input'].read() == b''
 
 
 # ---------------------------------------------------------------- wsgi.input
