@@ -57,6 +57,8 @@ type Pool struct {
 	waiters list.List  // of *waiter, oldest first
 	closed  bool
 	stopped chan struct{}
+
+	testHookQueued func() // called when a request joins the line
 }
 
 // New starts a pool and returns once every process has loaded the
@@ -193,9 +195,22 @@ type waiter struct {
 // line when every thread is busy, and writes req to it. Whoever frees a
 // thread writes the next waiting request at once, so the worker starts on it
 // without waiting for that request's goroutine to be scheduled. Once req is
-// written the connection is the caller's, even if ctx ends meanwhile; a
-// failed write is reported by Conn.SendErr.
+// written the connection is the caller's, even if ctx ends meanwhile.
 func (p *Pool) Acquire(ctx context.Context, req []byte) (*Conn, error) {
+	for {
+		c, err := p.acquire(ctx, req)
+		if err != nil || c.sendErr == nil {
+			return c, err
+		}
+		// The worker died before the request reached it, so nothing was
+		// processed: drop its process and try another thread.
+		p.log.Warn("worker process gone before it received a request; retrying on another",
+			zap.Int("pid", c.PID()), zap.Error(c.sendErr))
+		p.Release(c, false)
+	}
+}
+
+func (p *Pool) acquire(ctx context.Context, req []byte) (*Conn, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -203,7 +218,7 @@ func (p *Pool) Acquire(ctx context.Context, req []byte) (*Conn, error) {
 	}
 	var best *process
 	for _, proc := range p.procs {
-		if proc != nil && len(proc.idle) > 0 && (best == nil || proc.busy < best.busy) {
+		if proc != nil && len(proc.idle) > 0 && !proc.dead && proc.running() && (best == nil || proc.busy < best.busy) {
 			best = proc
 		}
 	}
@@ -218,6 +233,9 @@ func (p *Pool) Acquire(ctx context.Context, req []byte) (*Conn, error) {
 	w := &waiter{ch: make(chan *Conn, 1), req: req}
 	elem := p.waiters.PushBack(w)
 	p.mu.Unlock()
+	if p.testHookQueued != nil {
+		p.testHookQueued()
+	}
 
 	timer := time.NewTimer(p.cfg.QueueTimeout)
 	defer timer.Stop()
@@ -251,11 +269,15 @@ func (p *Pool) Acquire(ctx context.Context, req []byte) (*Conn, error) {
 // Release returns a connection. reusable is false when the exchange on it
 // did not end cleanly; the process is then out of step and is replaced.
 func (p *Pool) Release(c *Conn, reusable bool) {
-	if !reusable {
+	p.mu.Lock()
+	if !reusable && !c.proc.dead {
+		// Condemned: none of its threads takes another request; supervise
+		// reaps it and starts a replacement.
+		c.proc.dead = true
+		c.proc.idle = nil
 		c.proc.kill()
 	}
-	p.mu.Lock()
-	if !reusable || c.proc.dead || p.closed {
+	if c.proc.dead || p.closed {
 		c.proc.busy--
 		p.mu.Unlock()
 		c.R.Close()

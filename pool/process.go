@@ -191,6 +191,17 @@ func (proc *process) relay(r io.Reader, logger *zap.Logger, level zapcore.Level,
 	}
 }
 
+// running is false once the process has been reaped, which may be before
+// supervise has marked it dead.
+func (proc *process) running() bool {
+	select {
+	case <-proc.exited:
+		return false
+	default:
+		return true
+	}
+}
+
 func (proc *process) kill() {
 	if proc.cmd != nil && proc.cmd.Process != nil {
 		proc.cmd.Process.Kill()

@@ -1,0 +1,309 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/caddy-wsgi/caddy-wsgi/protocol"
+)
+
+func testConfig(t *testing.T, processes, threads int) Config {
+	app, err := filepath.Abs("testdata/hello.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Config{App: app, Python: os.Getenv("CADDY_WSGI_TEST_PYTHON"), Processes: processes, Threads: threads}
+}
+
+func startPool(t *testing.T, cfg Config) (*Pool, *observer.ObservedLogs) {
+	t.Helper()
+	core, logs := observer.New(zap.InfoLevel)
+	p, err := New(cfg, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p, logs
+}
+
+// acquireQueued starts an Acquire that must wait in line, and returns once it
+// is waiting.
+func acquireQueued(p *Pool, req []byte) <-chan acquired {
+	queued := make(chan struct{})
+	p.testHookQueued = func() { close(queued) }
+	got := make(chan acquired, 1)
+	go func() {
+		c, err := p.Acquire(context.Background(), req)
+		got <- acquired{c, err}
+	}()
+	<-queued
+	p.testHookQueued = nil
+	return got
+}
+
+type acquired struct {
+	c   *Conn
+	err error
+}
+
+// helloRequest is a REQUEST frame for GET /.
+func helloRequest() []byte {
+	var req []byte
+	req = protocol.AppendHeader(req, protocol.Request, protocol.FlagNoBody, 0)
+	for _, kv := range [][2]string{{"REQUEST_METHOD", "GET"}, {"SCRIPT_NAME", ""}, {"PATH_INFO", "/"},
+		{"QUERY_STRING", ""}, {"SERVER_NAME", "localhost"}, {"SERVER_PORT", "80"},
+		{"SERVER_PROTOCOL", "HTTP/1.1"}, {"wsgi.url_scheme", "http"}} {
+		req = protocol.AppendPair(req, kv[0], kv[1])
+	}
+	n := len(req) - protocol.HeaderSize
+	req[4], req[5], req[6], req[7] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	return req
+}
+
+// readResponse reads an exchange's frames up to RESPONSE_END and returns the
+// body.
+func readResponse(t *testing.T, c *Conn) string {
+	t.Helper()
+	if err := c.SendErr(); err != nil {
+		t.Fatal(err)
+	}
+	var body strings.Builder
+	for {
+		f, err := c.R.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch f.Type {
+		case protocol.ResponseBody:
+			body.Write(f.Payload)
+		case protocol.ResponseEnd:
+			return body.String()
+		}
+	}
+}
+
+func TestExchange(t *testing.T) {
+	p, _ := startPool(t, testConfig(t, 1, 2))
+	for i := 0; i < 3; i++ {
+		c, err := p.Acquire(context.Background(), helloRequest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := readResponse(t, c); body != "Hello, world!" {
+			t.Fatalf("body %q", body)
+		}
+		p.Release(c, true)
+	}
+}
+
+func TestStartupErrors(t *testing.T) {
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "broken.py")
+	os.WriteFile(broken, []byte("raise RuntimeError('cannot start')\n"), 0o644)
+	slow := filepath.Join(dir, "slow.py")
+	os.WriteFile(slow, []byte("import time\ntime.sleep(60)\n"), 0o644)
+	for name, tc := range map[string]struct {
+		cfg  Config
+		want string
+	}{
+		"exception":   {Config{App: broken}, "RuntimeError: cannot start"},
+		"no module":   {Config{App: "no_such_module_xyz:app"}, "No module named 'no_such_module_xyz'"},
+		"interpreter": {Config{App: broken, Python: filepath.Join(dir, "python-missing")}, "starting Python interpreter"},
+		"startup timeout": {Config{App: slow, StartupTimeout: 100 * time.Millisecond},
+			"did not load the application within the startup timeout of 100ms"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if tc.cfg.Python == "" {
+				tc.cfg.Python = os.Getenv("CADDY_WSGI_TEST_PYTHON")
+			}
+			p, err := New(tc.cfg, zap.NewNop())
+			if err == nil {
+				p.Close()
+				t.Fatal("New succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestLeastBusyDispatch: concurrent requests spread over the processes
+// before any process gets a second one.
+func TestLeastBusyDispatch(t *testing.T) {
+	p, _ := startPool(t, testConfig(t, 2, 2))
+	a, _ := p.Acquire(context.Background(), nil)
+	b, _ := p.Acquire(context.Background(), nil)
+	if a.PID() == b.PID() {
+		t.Errorf("two requests went to process %d while another was idle", a.PID())
+	}
+	p.Release(a, true)
+	p.Release(b, true)
+}
+
+func TestQueueTimeout(t *testing.T) {
+	cfg := testConfig(t, 1, 1)
+	cfg.QueueTimeout = 20 * time.Millisecond
+	p, _ := startPool(t, cfg)
+	c, _ := p.Acquire(context.Background(), nil)
+	if _, err := p.Acquire(context.Background(), nil); !errors.Is(err, ErrQueueTimeout) {
+		t.Errorf("Acquire with every thread busy: %v, want ErrQueueTimeout", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := p.Acquire(ctx, nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("Acquire with a cancelled context: %v", err)
+	}
+	p.Release(c, true)
+	// The thread went back to the pool, not to a waiter that gave up.
+	c, err := p.Acquire(context.Background(), helloRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	readResponse(t, c)
+	p.Release(c, true)
+}
+
+// TestHandOff: a request waiting for a thread is written to the worker by
+// whoever frees one, and its caller gets the connection.
+func TestHandOff(t *testing.T) {
+	p, _ := startPool(t, testConfig(t, 1, 1))
+	first, _ := p.Acquire(context.Background(), helloRequest())
+	got := acquireQueued(p, helloRequest())
+	readResponse(t, first)
+	p.Release(first, true)
+	a := <-got
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	second := a.c
+	if body := readResponse(t, second); body != "Hello, world!" {
+		t.Errorf("handed-over request: %q", body)
+	}
+	p.Release(second, true)
+}
+
+func TestRestartAfterKill(t *testing.T) {
+	p, logs := startPool(t, testConfig(t, 1, 1))
+	c, _ := p.Acquire(context.Background(), nil)
+	pid, exited := c.PID(), c.proc.exited
+	p.Release(c, true)
+	syscall.Kill(pid, syscall.SIGKILL)
+	<-exited
+
+	// A request arriving while the process is down waits for its
+	// replacement instead of failing, even before the supervisor has
+	// noticed the death.
+	c, err := p.Acquire(context.Background(), helloRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PID() == pid {
+		t.Fatalf("got a connection to the killed process %d", pid)
+	}
+	if body := readResponse(t, c); body != "Hello, world!" {
+		t.Errorf("after the restart: %q", body)
+	}
+	p.Release(c, true)
+	if n := logs.FilterMessage("worker process exited; starting a new one").FilterField(zap.Int("pid", pid)).Len(); n != 1 {
+		t.Errorf("%d exit log entries for pid %d", n, pid)
+	}
+}
+
+// TestBrokenConnectionReplacesProcess: a connection released as out of step
+// takes its process with it.
+func TestBrokenConnectionReplacesProcess(t *testing.T) {
+	p, _ := startPool(t, testConfig(t, 1, 2))
+	c, _ := p.Acquire(context.Background(), nil)
+	pid := c.PID()
+	p.Release(c, false)
+	c, err := p.Acquire(context.Background(), helloRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PID() == pid {
+		t.Errorf("still served by process %d after an out-of-step release", pid)
+	}
+	readResponse(t, c)
+	p.Release(c, true)
+}
+
+func TestClose(t *testing.T) {
+	p, _ := startPool(t, testConfig(t, 2, 1))
+	c, _ := p.Acquire(context.Background(), nil)
+	pid := c.PID()
+	p.Release(c, true)
+	busy, _ := p.Acquire(context.Background(), nil)
+	other, _ := p.Acquire(context.Background(), nil)
+	waiting := acquireQueued(p, nil)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if a := <-waiting; !errors.Is(a.err, ErrClosed) {
+		t.Errorf("waiting request after Close: %v", a.err)
+	}
+	if _, err := p.Acquire(context.Background(), nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("Acquire after Close: %v", err)
+	}
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Errorf("process %d still running after Close", pid)
+	}
+	p.Release(busy, true)
+	p.Release(other, true)
+	if _, err := os.Stat(p.runtimeDir); !os.IsNotExist(err) {
+		t.Errorf("runtime directory %s left behind", p.runtimeDir)
+	}
+}
+
+// TestSendFailureRetries: a request whose write fails (the worker died and
+// has not been reaped yet) never reached a worker, so it goes to another
+// thread instead of failing.
+func TestSendFailureRetries(t *testing.T) {
+	p, logs := startPool(t, testConfig(t, 1, 1))
+	live, _ := p.Acquire(context.Background(), nil)
+
+	// A process whose only connection's far end is closed, as a killed
+	// worker's is before the supervisor notices.
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Close(fds[1])
+	f := os.NewFile(uintptr(fds[0]), "dead")
+	fc, _ := net.FileConn(f)
+	f.Close()
+	dead := &process{pool: p, pid: -1, exited: make(chan struct{})}
+	dc := &Conn{proc: dead, uc: fc.(*net.UnixConn), R: protocol.NewReader(fc.(*net.UnixConn))}
+	dead.conns, dead.idle = []*Conn{dc}, []*Conn{dc}
+	p.mu.Lock()
+	p.procs = append(p.procs, dead)
+	p.mu.Unlock()
+	t.Cleanup(func() { close(dead.exited) })
+
+	got := acquireQueued(p, helloRequest())
+	p.Release(live, true)
+	a := <-got
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	if a.c.PID() != live.PID() {
+		t.Fatalf("served by pid %d", a.c.PID())
+	}
+	if body := readResponse(t, a.c); body != "Hello, world!" {
+		t.Errorf("body %q", body)
+	}
+	p.Release(a.c, true)
+	if logs.FilterMessageSnippet("gone before it received a request").Len() != 1 {
+		t.Error("no log entry for the retry")
+	}
+}
