@@ -89,10 +89,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	}
 	ex := &exchange{h: h, w: w, r: r, c: c, declared: -1, bodyRest: rest}
 	defer ex.release()
-	if err := c.SendErr(); err != nil {
-		ex.broken = true
-		return ex.workerFailed(fmt.Errorf("sending the request: %w", err))
-	}
 	return ex.relay()
 }
 

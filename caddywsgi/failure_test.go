@@ -16,13 +16,7 @@ import (
 var blockingPID = regexp.MustCompile(`blocking in pid (\d+)`)
 
 func TestWorkerKilledMidRequest(t *testing.T) {
-	c := startCaddy(t, `:{http_port} {
-	wsgi_script / {apps}/app.wsgi {
-		python {python}
-		processes 2
-		threads 1
-	}
-}`)
+	c := startCaddy(t, twoSingleThreadProcesses)
 	blocked := inBackground(c.URL("/block"))
 	pid, _ := strconv.Atoi(blockingPID.FindStringSubmatch(c.waitLog("blocking in pid"))[1])
 

@@ -27,6 +27,16 @@ const appSite = `:{http_port} {
 	}
 }`
 
+// twoSingleThreadProcesses serves the test app from two processes of one
+// thread each, so that which process a request reaches is observable.
+const twoSingleThreadProcesses = `:{http_port} {
+	wsgi_script / {apps}/app.wsgi {
+		python {python}
+		processes 2
+		threads 1
+	}
+}`
+
 func environOf(t *testing.T, res *http.Response, body string) map[string]any {
 	t.Helper()
 	if res.StatusCode != 200 {
@@ -377,13 +387,7 @@ func TestFileWrapper(t *testing.T) {
 }
 
 func TestIdleThreadDispatch(t *testing.T) {
-	c := startCaddy(t, `:{http_port} {
-	wsgi_script / {apps}/app.wsgi {
-		python {python}
-		processes 2
-		threads 1
-	}
-}`)
+	c := startCaddy(t, twoSingleThreadProcesses)
 	// Two processes of one thread: while one sleeps, requests must go to
 	// the idle one at once, not take turns with the busy one.
 	sleeping := inBackground(c.URL("/sleep?ms=3000"))

@@ -195,7 +195,9 @@ type waiter struct {
 // line when every thread is busy, and writes req to it. Whoever frees a
 // thread writes the next waiting request at once, so the worker starts on it
 // without waiting for that request's goroutine to be scheduled. Once req is
-// written the connection is the caller's, even if ctx ends meanwhile.
+// written the connection is the caller's, even if ctx ends meanwhile; a
+// request that cannot be written (its worker just died) is retried on
+// another thread, since no worker saw it.
 func (p *Pool) Acquire(ctx context.Context, req []byte) (*Conn, error) {
 	for {
 		c, err := p.acquire(ctx, req)

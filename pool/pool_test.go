@@ -74,9 +74,6 @@ func helloRequest() []byte {
 // body.
 func readResponse(t *testing.T, c *Conn) string {
 	t.Helper()
-	if err := c.SendErr(); err != nil {
-		t.Fatal(err)
-	}
 	var body strings.Builder
 	for {
 		f, err := c.R.Next()

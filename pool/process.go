@@ -45,16 +45,14 @@ type Conn struct {
 	uc   *net.UnixConn
 	// R reads the worker's frames.
 	R *protocol.Reader
-	// sendErr is the error writing the request given to Acquire.
+	// sendErr is the error writing the request given to Acquire, which
+	// then tries another thread.
 	sendErr error
 }
 
 func (c *Conn) send(req []byte) {
 	_, c.sendErr = c.uc.Write(req)
 }
-
-// SendErr reports whether writing the request given to Acquire failed.
-func (c *Conn) SendErr() error { return c.sendErr }
 
 // Write sends bytes to the worker.
 func (c *Conn) Write(b []byte) (int, error) { return c.uc.Write(b) }
