@@ -18,11 +18,13 @@ import (
 	"github.com/caddy-wsgi/caddy-wsgi/python"
 )
 
-// Config describes a pool. Zero values get the defaults in New.
+// Config describes a pool: a mod_wsgi daemon process group. Zero values get
+// the defaults in New. Field names follow WSGIDaemonProcess's options.
 type Config struct {
 	// Name identifies the pool in logs and as mod_wsgi.process_group.
 	Name string
-	// Python is the interpreter to run, default "python3" from PATH.
+	// Python is the interpreter to run, default "python3" from PATH, or
+	// PythonHome's bin/python when that is set.
 	Python string
 	// App is a WSGI script path, or "module:callable".
 	App string
@@ -30,14 +32,55 @@ type Config struct {
 	Callable string
 	// Processes and Threads size the pool; defaults 1 and 15, as mod_wsgi.
 	Processes, Threads int
-	// Dir is the workers' working directory, searched first on import.
+	// Dir is the workers' working directory (mod_wsgi's home), searched
+	// first on import.
 	Dir string
 	// Env is added to the environment the workers inherit from Caddy.
 	Env []string
+
+	// PythonHome is a virtualenv (or installation) prefix: its interpreter
+	// and site-packages are used.
+	PythonHome string
+	// PythonPath lists directories added with site.addsitedir, so .pth files
+	// in them are honoured.
+	PythonPath []string
+	// Lang and Locale set LANG and LC_ALL for the workers.
+	Lang, Locale string
+	// DisplayName is what ps shows for the workers; "%{GROUP}" becomes
+	// "(wsgi:NAME)" as in mod_wsgi.
+	DisplayName string
+	// ImportScript is a Python script run in each worker at start-up, before
+	// the application is loaded.
+	ImportScript string
+	// Umask is the workers' file mode creation mask; negative leaves Caddy's.
+	Umask int
+
 	// StartupTimeout bounds how long a worker may take to load the application.
 	StartupTimeout time.Duration
 	// QueueTimeout bounds how long a request waits for an idle thread.
 	QueueTimeout time.Duration
+	// MaxQueue bounds how many requests may wait for a thread; 0 is no bound.
+	MaxQueue int
+	// MaximumRequests recycles a process after it has served this many
+	// requests; 0 never.
+	MaximumRequests int
+	// RestartInterval recycles a process after it has run this long; 0 never.
+	RestartInterval time.Duration
+	// InactivityTimeout recycles a process that has served no request for
+	// this long; 0 never.
+	InactivityTimeout time.Duration
+	// GracefulTimeout is how long a recycled process may finish the requests
+	// it has before it is stopped; default 15s.
+	GracefulTimeout time.Duration
+	// ShutdownTimeout is how long a stopping process may take to exit after
+	// its connections close, before it is killed; default 5s.
+	ShutdownTimeout time.Duration
+	// MemoryLimit recycles a process whose resident memory passes this many
+	// bytes; 0 never.
+	MemoryLimit int64
+	// DeadlockTimeout replaces a process whose interpreter stops answering
+	// for this long; 0 never.
+	DeadlockTimeout time.Duration
 }
 
 // Errors returned by Acquire.
