@@ -81,6 +81,9 @@ type Config struct {
 	// DeadlockTimeout replaces a process whose interpreter stops answering
 	// for this long; 0 never.
 	DeadlockTimeout time.Duration
+	// ScriptReloading recycles every process gracefully when the WSGI script
+	// file's modification time changes (mod_wsgi's WSGIScriptReloading).
+	ScriptReloading bool
 }
 
 // Errors returned by Acquire.
