@@ -1,7 +1,8 @@
 package caddywsgi
 
 import (
-	"strconv"
+	"encoding/json"
+	"fmt"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -16,24 +17,21 @@ func init() {
 	// the mount point, which starts with a slash, as a path matcher.
 	httpcaddyfile.RegisterDirective("wsgi_script", parseWSGIScript)
 	httpcaddyfile.RegisterDirectiveOrder("wsgi_script", httpcaddyfile.Before, "file_server")
+	httpcaddyfile.RegisterGlobalOption("wsgi_daemon", parseWSGIDaemon)
 }
 
 // parseWSGIScript sets up a WSGI application at a mount point, the way
 // Apache's WSGIScriptAlias does:
 //
-//	wsgi_script <mount-point> <script-path | module:callable> {
-//	    processes       <n>
-//	    threads         <n>
-//	    python          <interpreter>
-//	    callable        <name>
-//	    working_dir     <dir>
-//	    env             <name> <value>
-//	    startup_timeout <duration>
-//	    queue_timeout   <duration>
+//	wsgi_script <mount-point> <script-path | module:callable> [<setting>=<value> ...] {
+//	    process_group   <name>
+//	    callable_object <name>
+//	    <setting>       <value...>
 //	}
 //
 // The mount point /app serves /app and everything under /app/, but not
-// /application.
+// /application. Without process_group, the settings (those of wsgi_daemon)
+// make up the application's own daemon group.
 func parseWSGIScript(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	handler := new(Handler)
 	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
@@ -57,66 +55,76 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if !strings.HasPrefix(h.MountPoint, "/") {
 		return d.Errf("the mount point %q must start with /", h.MountPoint)
 	}
-	if d.NextArg() {
-		return d.ArgErr()
+	for d.NextArg() {
+		name, value, _ := strings.Cut(d.Val(), "=")
+		if err := h.setScriptOption(name, []string{value}, d.Val()); err != nil {
+			return d.Errf("wsgi_script: %v", err)
+		}
 	}
 	for d.NextBlock(0) {
-		option := d.Val()
-		switch option {
-		case "processes", "threads":
-			var s string
-			if !d.AllArgs(&s) {
-				return d.ArgErr()
-			}
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 {
-				return d.Errf("%s must be a whole number of at least 1, not %q", option, s)
-			}
-			if option == "processes" {
-				h.Processes = n
-			} else {
-				h.Threads = n
-			}
-		case "python":
-			if !d.AllArgs(&h.Python) {
-				return d.ArgErr()
-			}
-		case "callable":
-			if !d.AllArgs(&h.Callable) {
-				return d.ArgErr()
-			}
-		case "working_dir":
-			if !d.AllArgs(&h.WorkingDir) {
-				return d.ArgErr()
-			}
-		case "env":
-			var name, value string
-			if !d.AllArgs(&name, &value) {
-				return d.ArgErr()
-			}
-			if h.Env == nil {
-				h.Env = make(map[string]string)
-			}
-			h.Env[name] = value
-		case "startup_timeout", "queue_timeout":
-			var s string
-			if !d.AllArgs(&s) {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(s)
-			if err != nil {
-				return d.Errf("%s: %v", option, err)
-			}
-			if option == "startup_timeout" {
-				h.StartupTimeout = caddy.Duration(dur)
-			} else {
-				h.QueueTimeout = caddy.Duration(dur)
-			}
-		default:
-			return d.Errf("unknown wsgi_script option %q", option)
+		if err := h.setScriptOption(d.Val(), d.RemainingArgs(), ""); err != nil {
+			return d.Errf("wsgi_script: %v", err)
 		}
 	}
 	return nil
+}
+
+// setScriptOption applies one wsgi_script option: its own, or a setting of
+// its daemon group. inline is the name=value token for the inline form.
+func (h *Handler) setScriptOption(name string, args []string, inline string) error {
+	switch strings.ReplaceAll(name, "-", "_") {
+	case "process_group", "callable_object":
+		if len(args) != 1 || args[0] == "" {
+			return fmt.Errorf("%s takes one value", name)
+		}
+		if strings.HasPrefix(name, "process") {
+			h.ProcessGroup = args[0]
+		} else {
+			h.CallableObject = args[0]
+		}
+		return nil
+	}
+	if inline != "" {
+		return h.DaemonGroup.setInline(inline)
+	}
+	return h.DaemonGroup.set(name, args)
+}
+
+// parseWSGIDaemon defines a daemon process group, as Apache's
+// WSGIDaemonProcess does, in either form:
+//
+//	wsgi_daemon <name> [<setting>=<value> ...]
+//	wsgi_daemon <name> {
+//	    <setting> <value...>
+//	}
+func parseWSGIDaemon(d *caddyfile.Dispenser, existing any) (any, error) {
+	app := App{Groups: map[string]*DaemonGroup{}}
+	if existing != nil {
+		if err := json.Unmarshal(existing.(httpcaddyfile.App).Value, &app); err != nil {
+			return nil, err
+		}
+	}
+	d.Next() // the option's name
+	var name string
+	if !d.Args(&name) {
+		return nil, d.ArgErr()
+	}
+	if _, dup := app.Groups[name]; dup {
+		return nil, d.Errf("wsgi_daemon %s is defined twice", name)
+	}
+	group := new(DaemonGroup)
+	for d.NextArg() {
+		if err := group.setInline(d.Val()); err != nil {
+			return nil, d.Errf("wsgi_daemon %s: %v", name, err)
+		}
+	}
+	for d.NextBlock(0) {
+		if err := group.set(d.Val(), d.RemainingArgs()); err != nil {
+			return nil, d.Errf("wsgi_daemon %s: %v", name, err)
+		}
+	}
+	app.Groups[name] = group
+	return httpcaddyfile.App{Name: "wsgi", Value: caddyconfig.JSON(app, nil)}, nil
 }
 
 // Interface guards

@@ -11,49 +11,70 @@ import (
 )
 
 func TestUnmarshalCaddyfile(t *testing.T) {
-	d := caddyfile.NewTestDispenser(`wsgi_script /app /srv/app.wsgi {
-		processes 2
+	d := caddyfile.NewTestDispenser(`wsgi_script /app /srv/app.wsgi processes=2 python-home=/srv/venv {
 		threads 8
 		python /srv/venv/bin/python
-		callable app
-		working_dir /srv
+		callable_object app
+		home /srv
 		env DJANGO_SETTINGS_MODULE site.settings
+		python_path /srv/lib /srv/extra
 		startup_timeout 30s
 		queue_timeout 10s
+		request_timeout 1m
+		memory_limit 512MB
+		maximum_requests 1000
+		umask 0027
+		script_reloading off
 	}`)
 	var h Handler
 	if err := h.UnmarshalCaddyfile(d); err != nil {
 		t.Fatal(err)
 	}
+	off := false
 	want := Handler{
-		MountPoint: "/app", App: "/srv/app.wsgi", Processes: 2, Threads: 8,
-		Python: "/srv/venv/bin/python", Callable: "app", WorkingDir: "/srv",
-		Env:            map[string]string{"DJANGO_SETTINGS_MODULE": "site.settings"},
-		StartupTimeout: caddy.Duration(30 * time.Second), QueueTimeout: caddy.Duration(10 * time.Second),
+		MountPoint: "/app", App: "/srv/app.wsgi", CallableObject: "app",
+		DaemonGroup: DaemonGroup{
+			Processes: 2, Threads: 8, PythonHome: "/srv/venv", Python: "/srv/venv/bin/python", Home: "/srv",
+			Env:            map[string]string{"DJANGO_SETTINGS_MODULE": "site.settings"},
+			PythonPath:     []string{"/srv/lib", "/srv/extra"},
+			StartupTimeout: caddy.Duration(30 * time.Second), QueueTimeout: caddy.Duration(10 * time.Second),
+			RequestTimeout: caddy.Duration(time.Minute), MemoryLimit: 512_000_000, MaximumRequests: 1000,
+			Umask: "0027", ScriptReloading: &off,
+		},
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("got %+v\nwant %+v", h, want)
 	}
 }
 
+func TestUnmarshalProcessGroup(t *testing.T) {
+	var h Handler
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`wsgi_script / app.wsgi process_group=shop`)); err != nil {
+		t.Fatal(err)
+	}
+	if h.ProcessGroup != "shop" {
+		t.Errorf("process_group %q", h.ProcessGroup)
+	}
+}
+
 func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	for input, want := range map[string]string{
-		`wsgi_script /app`:                                  "wrong argument count",
-		`wsgi_script /app a.wsgi extra`:                     "wrong argument count",
-		`wsgi_script app a.wsgi`:                            `mount point "app" must start with /`,
-		"wsgi_script /app a.wsgi {\nprocesses 0\n}":         "processes must be a whole number of at least 1",
-		"wsgi_script /app a.wsgi {\nthreads many\n}":        `threads must be a whole number of at least 1, not "many"`,
-		"wsgi_script /app a.wsgi {\nqueue_timeout soon\n}":  "queue_timeout",
-		"wsgi_script /app a.wsgi {\nenv ONLY_NAME\n}":       "wrong argument count",
-		"wsgi_script /app a.wsgi {\nprocesess 2\n}":         `unknown wsgi_script option "procesess"`,
-		"wsgi_script /app a.wsgi {\npython a b\n}":          "wrong argument count",
-		"wsgi_script /app a.wsgi {\nstartup_timeout -x\n}":  "startup_timeout",
-		"wsgi_script /app a.wsgi {\ncallable\n}":            "wrong argument count",
-		"wsgi_script /app a.wsgi {\nworking_dir a b\n}":     "wrong argument count",
-		"wsgi_script /app a.wsgi {\nthreads 1 2\n}":         "wrong argument count",
-		"wsgi_script /app a.wsgi {\nprocesses -3\n}":        "processes must be a whole number of at least 1",
-		"wsgi_script /app a.wsgi {\nenv A B C\n}":           "wrong argument count",
-		"wsgi_script /app a.wsgi {\nqueue_timeout 1s 2s\n}": "wrong argument count",
+		`wsgi_script /app`:                                   "wrong argument count",
+		`wsgi_script app a.wsgi`:                             `mount point "app" must start with /`,
+		`wsgi_script /app a.wsgi extra`:                      `"extra": want name=value`,
+		`wsgi_script /app a.wsgi processes=0`:                "processes must be a whole number of at least 1",
+		"wsgi_script /app a.wsgi {\nprocesses 0\n}":          "processes must be a whole number of at least 1",
+		"wsgi_script /app a.wsgi {\nthreads many\n}":         `threads must be a whole number of at least 1, not "many"`,
+		"wsgi_script /app a.wsgi {\nqueue_timeout soon\n}":   `queue_timeout must be a positive duration such as 30s, not "soon"`,
+		"wsgi_script /app a.wsgi {\nenv ONLY_NAME\n}":        "env takes a name and a value, got 1 values",
+		"wsgi_script /app a.wsgi {\nprocesess 2\n}":          `unknown setting "procesess"; the settings are: callable_object,`,
+		"wsgi_script /app a.wsgi {\npython a b\n}":           "python takes one value, got 2",
+		"wsgi_script /app a.wsgi {\ncallable_object\n}":      "callable_object takes one value",
+		"wsgi_script /app a.wsgi {\nmemory_limit lots\n}":    `memory_limit must be a size such as 512MB, not "lots"`,
+		"wsgi_script /app a.wsgi {\numask 999\n}":            `umask must be an octal number such as 0027, not "999"`,
+		"wsgi_script /app a.wsgi {\nscript_reloading yes\n}": `script_reloading must be on or off, not "yes"`,
+		"wsgi_script /app a.wsgi {\npython_path\n}":          "python_path takes one or more directories",
+		`wsgi_script /app a.wsgi env=NOVALUE`:                `"env=NOVALUE": want env=NAME=VALUE`,
 	} {
 		var h Handler
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -89,6 +90,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	}
 	ex := &exchange{h: h, w: w, r: r, c: c, declared: -1, bodyRest: rest}
 	defer ex.release()
+	if h.requestTimeout > 0 {
+		c.SetReadDeadline(time.Now().Add(h.requestTimeout))
+	}
 	return ex.relay()
 }
 
@@ -158,6 +162,9 @@ func (e *exchange) release() {
 		e.streamer.stop()
 		e.broken = e.broken || e.streamer.connFailed
 	}
+	if e.h.requestTimeout > 0 {
+		e.c.SetReadDeadline(time.Time{})
+	}
 	e.h.pool.Release(e.c, !e.broken)
 }
 
@@ -172,6 +179,9 @@ func (e *exchange) relay() error {
 		f, err := e.c.R.Next()
 		if err != nil {
 			e.broken = true
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return e.timedOut()
+			}
 			return e.workerFailed(err)
 		}
 		switch f.Type {
@@ -393,6 +403,19 @@ func (e *exchange) workerFailed(err error) error {
 	}
 	clear(e.w.Header())
 	return caddyhttp.Error(http.StatusBadGateway, fmt.Errorf("WSGI worker pid %d: %w", e.c.PID(), err))
+}
+
+// timedOut answers a request that ran past request_timeout: 504, or a broken
+// response if it had started. Its thread is still busy with it, so the
+// process is recycled.
+func (e *exchange) timedOut() error {
+	e.log(zapcore.ErrorLevel, "request_timeout passed; recycling the worker process",
+		zap.Duration("request_timeout", e.h.requestTimeout))
+	if e.wroteHeader {
+		e.abort()
+	}
+	clear(e.w.Header())
+	return caddyhttp.Error(http.StatusGatewayTimeout, fmt.Errorf("the WSGI application did not answer within request_timeout (%s)", e.h.requestTimeout))
 }
 
 // bodyError turns a failure to read an oversized request body into a 413.

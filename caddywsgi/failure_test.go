@@ -98,13 +98,14 @@ func TestBrokenApplicationStopsCaddy(t *testing.T) {
 	}
 }
 
-// runUntilExit runs `caddy run` with a site block and returns its output
-// and exit code once it exits.
-func runUntilExit(t *testing.T, site string) (string, int) {
+// runUntilExit runs `caddy run` with a site block (and extra global
+// options) and returns its output and exit code once it exits.
+func runUntilExit(t *testing.T, site string, globals ...string) (string, int) {
 	dir := t.TempDir()
-	site = strings.NewReplacer("{apps}", appsDir(t), "{python}", python(), "{http_port}", strconv.Itoa(freePort(t))).Replace(site)
+	config := "{\n\tadmin off\n\tpersist_config off\n\t" + strings.Join(globals, "\n\t") + "\n}\n" + site
+	config = strings.NewReplacer("{apps}", appsDir(t), "{python}", python(), "{http_port}", strconv.Itoa(freePort(t))).Replace(config)
 	file := filepath.Join(dir, "Caddyfile")
-	os.WriteFile(file, []byte("{\n\tadmin off\n\tpersist_config off\n}\n"+site), 0o644)
+	os.WriteFile(file, []byte(config), 0o644)
 	cmd := exec.Command(caddyBin, "run", "--config", file, "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "HOME="+dir)
 	done := make(chan struct{})

@@ -434,11 +434,11 @@ func TestFlask(t *testing.T) {
 }
 
 // djangoSite mounts the Django project at /django. The project's directory
-// goes on sys.path through working_dir, as mod_wsgi's python-path would put
+// goes on sys.path through home, as mod_wsgi's python-path would put
 // it; the settings module comes from env.
 func djangoSite(t *testing.T) (site, downloads string) {
 	return frameworkSite(t, "/django", "{testdata}/djangoproject/djangoproject/wsgi.py", "DJANGOPROJECT_DOWNLOAD_DIR", `
-			working_dir {testdata}/djangoproject
+			home {testdata}/djangoproject
 			env DJANGO_SETTINGS_MODULE djangoproject.settings`)
 }
 

@@ -77,12 +77,14 @@ func startCaddy(t testing.TB, site string) *caddy {
 	return c
 }
 
-// launchCaddy is startCaddy with an admin endpoint setting of its own.
-func launchCaddy(t testing.TB, admin, site string) (*caddy, error) {
+// launchCaddy is startCaddy with global options of its own (which must
+// include an admin setting).
+func launchCaddy(t testing.TB, globals, site string) (*caddy, error) {
 	dir := t.TempDir()
 	httpPort, httpsPort := freePort(t), freePort(t)
-	site = strings.NewReplacer("{apps}", appsDir(t), "{python}", python(), "{tmp}", dir,
-		"{http_port}", strconv.Itoa(httpPort), "{https_port}", strconv.Itoa(httpsPort)).Replace(site)
+	placeholders := strings.NewReplacer("{apps}", appsDir(t), "{python}", python(), "{tmp}", dir,
+		"{http_port}", strconv.Itoa(httpPort), "{https_port}", strconv.Itoa(httpsPort))
+	site, globals = placeholders.Replace(site), placeholders.Replace(globals)
 	// debug: the certificate cache logs when a certificate is ready to serve.
 	config := fmt.Sprintf(`{
 	%s
@@ -94,7 +96,7 @@ func launchCaddy(t testing.TB, admin, site string) (*caddy, error) {
 	skip_install_trust
 }
 %s
-`, admin, httpPort, httpsPort, site)
+`, globals, httpPort, httpsPort, site)
 	file := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(file, []byte(config), 0o644); err != nil {
 		t.Fatal(err)

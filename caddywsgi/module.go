@@ -6,8 +6,7 @@ package caddywsgi
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -35,39 +34,23 @@ type Handler struct {
 	// mod_wsgi loads one), or "package.module:callable".
 	App string `json:"app,omitempty"`
 
-	// The name of the WSGI callable in a script file. Default: "application".
-	Callable string `json:"callable,omitempty"`
+	// The name of the WSGI callable in a script file. Default: the group's
+	// callable_object, else "application".
+	CallableObject string `json:"callable_object,omitempty"`
 
-	// The Python interpreter to run the workers with, such as a virtualenv's
-	// bin/python. Any CPython 3.9 or newer. Default: "python3" from PATH.
-	Python string `json:"python,omitempty"`
+	// The daemon process group (defined in the wsgi app, the Caddyfile's
+	// wsgi_daemon) to run the application in. Without one, the handler's own
+	// settings below make up its group.
+	ProcessGroup string `json:"process_group,omitempty"`
 
-	// How many worker processes to run. Default: 1.
-	Processes int `json:"processes,omitempty"`
+	// The settings of the handler's own group, when process_group is empty.
+	DaemonGroup
 
-	// How many request threads each worker process runs. Default: 15.
-	Threads int `json:"threads,omitempty"`
-
-	// The workers' working directory, searched first when the application
-	// imports modules. Default: the script's directory, or Caddy's working
-	// directory for a module.
-	WorkingDir string `json:"working_dir,omitempty"`
-
-	// Environment variables for the workers, added to Caddy's own.
-	Env map[string]string `json:"env,omitempty"`
-
-	// How long a worker may take to load the application before it counts
-	// as failed. Default: 15s.
-	StartupTimeout caddy.Duration `json:"startup_timeout,omitempty"`
-
-	// How long a request may wait for a free worker thread before it gets a
-	// 503. Default: 45s.
-	QueueTimeout caddy.Duration `json:"queue_timeout,omitempty"`
-
-	scriptName string
-	pool       *pool.Pool
-	poolKey    string
-	logger     *zap.Logger
+	scriptName     string
+	requestTimeout time.Duration
+	pool           *pool.Pool
+	poolKey        string
+	logger         *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -82,13 +65,17 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // config reload left it unchanged. It fails if the application cannot load,
 // so that `caddy run` reports a broken application instead of serving errors.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	h.logger = ctx.Logger()
 	h.scriptName = strings.TrimRight(h.MountPoint, "/")
-
-	cfg, err := h.poolConfig()
+	group, name, err := h.group(ctx)
 	if err != nil {
 		return err
 	}
+	h.logger = ctx.Logger().With(zap.String("group", name))
+	cfg, err := group.poolConfig(name, h.App, h.CallableObject)
+	if err != nil {
+		return err
+	}
+	h.requestTimeout = time.Duration(group.RequestTimeout)
 	key, err := json.Marshal(cfg)
 	if err != nil {
 		return err
@@ -108,40 +95,29 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-func (h *Handler) poolConfig() (pool.Config, error) {
-	if h.App == "" {
-		return pool.Config{}, fmt.Errorf("no WSGI application configured")
+// group returns the daemon group the application runs in, and its name.
+func (h *Handler) group(ctx caddy.Context) (*DaemonGroup, string, error) {
+	if h.ProcessGroup == "" {
+		return &h.DaemonGroup, "wsgi:" + h.App, nil
 	}
-	cfg := pool.Config{
-		Name:           "wsgi:" + h.App,
-		Python:         h.Python,
-		App:            h.App,
-		Callable:       h.Callable,
-		Processes:      h.Processes,
-		Threads:        h.Threads,
-		Dir:            h.WorkingDir,
-		StartupTimeout: time.Duration(h.StartupTimeout),
-		QueueTimeout:   time.Duration(h.QueueTimeout),
+	if !reflect.DeepEqual(h.DaemonGroup, DaemonGroup{}) {
+		return nil, "", fmt.Errorf("process_group %q: the group's settings belong in its wsgi_daemon, not in the wsgi_script", h.ProcessGroup)
 	}
-	if !strings.Contains(h.App, ":") {
-		script, err := filepath.Abs(h.App)
-		if err != nil {
-			return cfg, err
+	appIface, err := ctx.AppIfConfigured("wsgi")
+	if err != nil {
+		return nil, "", fmt.Errorf("process_group %q: no daemon process groups are defined (wsgi_daemon)", h.ProcessGroup)
+	}
+	groups := appIface.(*App).Groups
+	group, ok := groups[h.ProcessGroup]
+	if !ok {
+		names := make([]string, 0, len(groups))
+		for name := range groups {
+			names = append(names, name)
 		}
-		if _, err := os.Stat(script); err != nil {
-			return cfg, fmt.Errorf("WSGI script: %w (to load a module instead, write module:callable)", err)
-		}
-		cfg.App = script
-		if cfg.Dir == "" {
-			cfg.Dir = filepath.Dir(script)
-		}
+		slices.Sort(names)
+		return nil, "", fmt.Errorf("process_group %q is not defined; the groups are: %s", h.ProcessGroup, strings.Join(names, ", "))
 	}
-	for k, v := range h.Env {
-		cfg.Env = append(cfg.Env, k+"="+v)
-	}
-	// Sorted, so that equal configurations give equal pool keys.
-	slices.Sort(cfg.Env)
-	return cfg, nil
+	return group, h.ProcessGroup, nil
 }
 
 // Cleanup releases this config's hold on the pool; the last one stops it.

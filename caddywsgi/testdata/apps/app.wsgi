@@ -139,6 +139,10 @@ def sleep(environ, start_response):
     return ok(start_response, b'slept')
 
 
+def getenv(environ, start_response):
+    return ok(start_response, os.environ.get(query(environ, 'name'), '').encode())
+
+
 def pid(environ, start_response):
     return ok(start_response, str(os.getpid()).encode())
 
@@ -186,7 +190,7 @@ ROUTES = {
     '/error-after': error_after, '/bad-header': bad_header, '/bad-header-name': bad_header_name,
     '/bad-status': bad_status,
     '/write': write_callable, '/cl-short': short_content_length, '/cl-long': long_content_length,
-    '/file': file_response, '/block': block, '/sleep': sleep, '/pid': pid, '/logs': logs, '/exc-info': exc_info,
+    '/file': file_response, '/block': block, '/sleep': sleep, '/pid': pid, '/getenv': getenv, '/logs': logs, '/exc-info': exc_info,
     '/closing': closing, '/cookies': cookies,
 }
 

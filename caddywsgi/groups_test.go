@@ -1,0 +1,156 @@
+package caddywsgi_test
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const groupsGlobals = `admin off
+	wsgi_daemon shop processes=2 threads=2 python={python}
+	wsgi_daemon blog {
+		processes 1
+		threads 1
+		python {python}
+		env BLOG_TITLE "Group Blog"
+	}`
+
+// TestDaemonGroups: several groups, several scripts in a group, several
+// sites; each request reaches the group its configuration names.
+func TestDaemonGroups(t *testing.T) {
+	second := freePort(t)
+	c, err := launchCaddy(t, groupsGlobals, fmt.Sprintf(`:{http_port} {
+	wsgi_script /shop {apps}/app.wsgi process_group=shop
+	wsgi_script /blog {apps}/app.wsgi {
+		process_group blog
+	}
+	wsgi_script /other {apps}/validated.wsgi process_group=shop
+}
+:%d {
+	wsgi_script / {apps}/app.wsgi process_group=shop
+}`, second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	groupOf := func(url string) (string, string) {
+		t.Helper()
+		res, body := get(t, plainClient, "GET", url, nil)
+		env := environOf(t, res, body)
+		return fmt.Sprint(env["mod_wsgi.process_group"]), fmt.Sprint(env["BLOG_TITLE_SEEN"])
+	}
+	if g, _ := groupOf(c.URL("/shop/env")); g != "shop" {
+		t.Errorf("/shop ran in group %q", g)
+	}
+	if g, _ := groupOf(c.URL("/blog/env")); g != "blog" {
+		t.Errorf("/blog ran in group %q", g)
+	}
+	if g, _ := groupOf("http://127.0.0.1:" + strconv.Itoa(second) + "/env"); g != "shop" {
+		t.Errorf("the second site ran in group %q", g)
+	}
+	if _, body := get(t, plainClient, "POST", c.URL("/other/"), strings.NewReader("x")); body != "validated:x" {
+		t.Errorf("/other: %q", body)
+	}
+
+	// The group's settings reach its processes: blog has one process with
+	// one thread and its own environment.
+	pids := map[string]bool{}
+	for i := 0; i < 4; i++ {
+		_, pid := get(t, plainClient, "GET", c.URL("/blog/pid"), nil)
+		pids[pid] = true
+	}
+	if len(pids) != 1 {
+		t.Errorf("blog (processes 1) answered from %d processes", len(pids))
+	}
+	_, env := get(t, plainClient, "GET", c.URL("/blog/env"), nil)
+	if !strings.Contains(env, `"wsgi.multithread": false`) || !strings.Contains(env, `"wsgi.multiprocess": false`) {
+		t.Errorf("blog environ: %s", env)
+	}
+	get(t, plainClient, "GET", c.URL("/blog/logs"), nil)
+	c.waitLog("to-stdout", `"group":"blog"`, `"uri":"/blog/logs"`)
+}
+
+func TestDaemonGroupEnv(t *testing.T) {
+	c, err := launchCaddy(t, groupsGlobals, `:{http_port} {
+	wsgi_script / {apps}/app.wsgi process_group=blog
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, body := get(t, plainClient, "GET", c.URL("/getenv?name=BLOG_TITLE"), nil); body != "Group Blog" {
+		t.Errorf("BLOG_TITLE in the worker: %q", body)
+	}
+}
+
+// TestDaemonGroupConfigErrors: mistakes stop `caddy run` and say what and
+// where.
+func TestDaemonGroupConfigErrors(t *testing.T) {
+	for name, tc := range map[string]struct {
+		globals, site string
+		want          []string
+	}{
+		"undefined group": {"wsgi_daemon shop threads=2", `:{http_port} {
+	wsgi_script / {apps}/app.wsgi process_group=blog
+}`, []string{`process_group \"blog\" is not defined; the groups are: shop`}},
+		"no groups at all": {"", `:{http_port} {
+	wsgi_script / {apps}/app.wsgi process_group=blog
+}`, []string{`process_group \"blog\": no daemon process groups are defined`}},
+		"settings beside process_group": {"wsgi_daemon shop threads=2", `:{http_port} {
+	wsgi_script / {apps}/app.wsgi process_group=shop threads=4
+}`, []string{"the group's settings belong in its wsgi_daemon"}},
+		"defined twice": {"wsgi_daemon shop threads=2\n\twsgi_daemon shop threads=3", `:{http_port} {
+	respond "x"
+}`, []string{"wsgi_daemon shop is defined twice"}},
+		"unknown setting": {"wsgi_daemon shop thread=2", `:{http_port} {
+	respond "x"
+}`, []string{`wsgi_daemon shop: unknown setting \"thread\"; the settings are:`, "Caddyfile:4"}},
+		"bad value": {"wsgi_daemon shop {\n\t\tmaximum_requests lots\n\t}", `:{http_port} {
+	respond "x"
+}`, []string{`wsgi_daemon shop: maximum_requests must be a whole number of at least 1, not \"lots\"`}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			log, code := runUntilExit(t, tc.site, tc.globals)
+			if code == 0 {
+				t.Fatalf("caddy run succeeded:\n%s", log)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(log, w) {
+					t.Errorf("the error does not mention %q:\n%s", w, log)
+				}
+			}
+		})
+	}
+}
+
+func TestRequestTimeout(t *testing.T) {
+	c := startCaddy(t, `:{http_port} {
+	wsgi_script / {apps}/app.wsgi {
+		python {python}
+		threads 2
+		request_timeout 300ms
+	}
+}`)
+	_, pid := get(t, plainClient, "GET", c.URL("/pid"), nil)
+	res, body := get(t, plainClient, "GET", c.URL("/sleep?ms=20000"), nil)
+	if res.StatusCode != 504 {
+		t.Errorf("a request over request_timeout: %d %q, want 504", res.StatusCode, body)
+	}
+	c.waitLog("request_timeout passed; recycling the worker process", `"uri":"/sleep?ms=20000"`)
+
+	// A response that has started is broken off instead.
+	res2, err := plainClient.Get(c.URL("/stream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(res2.Body); err == nil {
+		t.Errorf("a started response over request_timeout read cleanly: %q", b)
+	}
+	res2.Body.Close()
+
+	// The process that ran them was replaced.
+	res, after := get(t, plainClient, "GET", c.URL("/pid"), nil)
+	if res.StatusCode != 200 || after == pid {
+		t.Errorf("after the timeouts: %d, pid %s (was %s)", res.StatusCode, after, pid)
+	}
+}
