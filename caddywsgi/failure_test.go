@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 var blockingPID = regexp.MustCompile(`blocking in pid (\d+)`)
@@ -131,4 +133,50 @@ func processExists(pid string) error {
 		return err
 	}
 	return syscall.Kill(n, 0)
+}
+
+// TestNoOrphansWhenCaddyDies: workers exit when Caddy is killed outright
+// (the parent-death signal), and when it shuts down normally.
+func TestNoOrphansWhenCaddyDies(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			c := startCaddy(t, twoSingleThreadProcesses)
+			var exits []int
+			for _, pid := range workerPIDs(t, c) {
+				fd, err := unix.PidfdOpen(pid, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer unix.Close(fd)
+				exits = append(exits, fd)
+			}
+			c.cmd.Process.Signal(sig)
+			<-c.exited
+			for _, fd := range exits {
+				// A pidfd becomes readable when its process exits.
+				fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+				if n, err := unix.Poll(fds, 10_000); err != nil || n != 1 {
+					t.Errorf("a worker outlived caddy (%v) by 10s", sig)
+				}
+			}
+		})
+	}
+}
+
+// workerPIDs returns the pids of Caddy's worker processes.
+func workerPIDs(t *testing.T, c *caddy) []int {
+	t.Helper()
+	out, err := exec.Command("pgrep", "-P", strconv.Itoa(c.cmd.Process.Pid)).Output()
+	if err != nil {
+		t.Fatalf("pgrep: %v", err)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(out)) {
+		pid, _ := strconv.Atoi(f)
+		pids = append(pids, pid)
+	}
+	if len(pids) == 0 {
+		t.Fatal("caddy has no worker processes")
+	}
+	return pids
 }
