@@ -86,6 +86,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		if errors.Is(err, context.Canceled) {
 			return caddyhttp.Error(499, err) // the client went away while queued
 		}
+		// Overloaded, or restarting: worth trying again shortly.
+		w.Header().Set("Retry-After", "1")
 		return caddyhttp.Error(http.StatusServiceUnavailable, err)
 	}
 	ex := &exchange{h: h, w: w, r: r, c: c, declared: -1, bodyRest: rest}

@@ -443,8 +443,8 @@ func TestQueueTimeout(t *testing.T) {
 	inBackground(c.URL("/sleep?ms=1000"))
 	c.waitLog("sleeping for 1000 ms")
 	res, _ := get(t, plainClient, "GET", c.URL("/pid"), nil)
-	if res.StatusCode != 503 {
-		t.Errorf("request over the queue timeout: %d, want 503", res.StatusCode)
+	if res.StatusCode != 503 || res.Header.Get("Retry-After") != "1" {
+		t.Errorf("request over the queue timeout: %d with Retry-After %q, want 503 with 1", res.StatusCode, res.Header.Get("Retry-After"))
 	}
 }
 
