@@ -122,6 +122,9 @@ func (g *DaemonGroup) poolConfig(name, app, callable string) (pool.Config, error
 	if callable == "" {
 		callable = g.CallableObject
 	}
+	if g.Python != "" && g.PythonHome != "" {
+		return pool.Config{}, fmt.Errorf("set python or python_home, not both: python_home's interpreter is %s/bin/python", g.PythonHome)
+	}
 	cfg := pool.Config{
 		Name:              name,
 		Python:            g.Python,

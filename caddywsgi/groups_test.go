@@ -3,6 +3,8 @@ package caddywsgi_test
 import (
 	"fmt"
 	"io"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -152,5 +154,27 @@ func TestRequestTimeout(t *testing.T) {
 	res, after := get(t, plainClient, "GET", c.URL("/pid"), nil)
 	if res.StatusCode != 200 || after == pid {
 		t.Errorf("after the timeouts: %d, pid %s (was %s)", res.StatusCode, after, pid)
+	}
+}
+
+// TestPythonHome: python_home runs the group in a virtualenv, with a package
+// the system interpreter lacks.
+func TestPythonHome(t *testing.T) {
+	if !filepath.IsAbs(python()) {
+		t.Fatal("CADDY_WSGI_TEST_PYTHON must name the test virtualenv's interpreter (scripts/test sets it)")
+	}
+	venv := filepath.Dir(filepath.Dir(python()))
+	if exec.Command("python3", "-c", "import django").Run() == nil {
+		t.Fatal("the system python3 has Django, so this test would prove nothing")
+	}
+	c, err := launchCaddy(t, "admin off\n\twsgi_daemon venv python_home="+venv, `:{http_port} {
+	wsgi_script / {apps}/venv.wsgi process_group=venv
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, body := get(t, plainClient, "GET", c.URL("/"), nil)
+	if res.StatusCode != 200 || !strings.HasPrefix(body, "django ") || !strings.HasSuffix(body, " from "+venv) {
+		t.Errorf("%d %q, want Django from %s", res.StatusCode, body, venv)
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,6 +22,11 @@ import (
 
 // Config describes a pool: a mod_wsgi daemon process group. Zero values get
 // the defaults in New. Field names follow WSGIDaemonProcess's options.
+//
+// A process that is recycled takes no new request from then on; its
+// replacement starts at once and takes requests as soon as it has loaded
+// the application, while the old process finishes the requests it has
+// (within GracefulTimeout) and exits.
 type Config struct {
 	// Name identifies the pool in logs and as mod_wsgi.process_group.
 	Name string
@@ -39,57 +46,78 @@ type Config struct {
 	Env []string
 
 	// PythonHome is a virtualenv (or installation) prefix: its interpreter
-	// and site-packages are used.
+	// and site-packages are used. Its bin/python (or bin/python3) is run in
+	// place of Python; starting a process fails if it has neither.
 	PythonHome string
 	// PythonPath lists directories added with site.addsitedir, so .pth files
-	// in them are honoured.
+	// in them are honoured. They go at the end of sys.path, before the
+	// import script and the application are loaded.
 	PythonPath []string
-	// Lang and Locale set LANG and LC_ALL for the workers.
+	// Lang and Locale set LANG and LC_ALL for the workers; an Env entry for
+	// the same variable wins.
 	Lang, Locale string
 	// DisplayName is what ps shows for the workers; "%{GROUP}" becomes
-	// "(wsgi:NAME)" as in mod_wsgi.
+	// "(wsgi:NAME)" as in mod_wsgi. It replaces both the command line (ps
+	// aux, ps -f) and the command name (ps -e, top, pgrep), which Linux cuts
+	// to 15 bytes.
 	DisplayName string
 	// ImportScript is a Python script run in each worker at start-up, before
-	// the application is loaded.
+	// the application is loaded, as a module of its own (mod_wsgi's
+	// WSGIImportScript); naming the WSGI script itself preloads the
+	// application, which is then not run twice. An exception in it fails
+	// the start-up as one in the application does.
 	ImportScript string
-	// Umask is the workers' file mode creation mask; negative leaves Caddy's.
+	// Umask is the workers' file mode creation mask. Unlike the other
+	// fields', its zero is a value (umask 000), not a default: a negative
+	// Umask leaves Caddy's.
 	Umask int
 
 	// StartupTimeout bounds how long a worker may take to load the application.
 	StartupTimeout time.Duration
 	// QueueTimeout bounds how long a request waits for an idle thread.
 	QueueTimeout time.Duration
-	// MaxQueue bounds how many requests may wait for a thread; 0 is no bound.
+	// MaxQueue bounds how many requests may wait for a thread: Acquire fails
+	// at once with ErrQueueFull when that many already wait; 0 is no bound.
 	MaxQueue int
-	// MaximumRequests recycles a process after it has served this many
+	// MaximumRequests recycles a process once it has been handed this many
 	// requests; 0 never.
 	MaximumRequests int
 	// RestartInterval recycles a process after it has run this long; 0 never.
 	RestartInterval time.Duration
-	// InactivityTimeout recycles a process that has served no request for
-	// this long; 0 never.
+	// InactivityTimeout recycles a process that has had no request in
+	// progress for this long; 0 never.
 	InactivityTimeout time.Duration
-	// GracefulTimeout is how long a recycled process may finish the requests
-	// it has before it is stopped; default 15s.
+	// GracefulTimeout is how long a recycled process may take to finish the
+	// requests it has; then it is killed and they fail. Default 15s.
 	GracefulTimeout time.Duration
-	// ShutdownTimeout is how long a stopping process may take to exit after
-	// its connections close, before it is killed; default 5s.
+	// ShutdownTimeout is how long a process may take to exit once its
+	// connections are closed (it is recycled and done, or the pool is
+	// closing) before it is killed; default 5s.
 	ShutdownTimeout time.Duration
-	// MemoryLimit recycles a process whose resident memory passes this many
-	// bytes; 0 never.
+	// MemoryLimit recycles a process whose resident memory (VmRSS, checked
+	// every second) passes this many bytes; 0 never.
 	MemoryLimit int64
 	// DeadlockTimeout replaces a process whose interpreter stops answering
-	// for this long; 0 never.
+	// for this long; 0 never. The worker sends a heartbeat four times per
+	// timeout from Python code, which needs the GIL, so C code holding the
+	// GIL or a deadlock silences it; the process is then killed and
+	// restarted, and its requests fail.
 	DeadlockTimeout time.Duration
-	// ScriptReloading recycles every process gracefully when the WSGI script
-	// file's modification time changes (mod_wsgi's WSGIScriptReloading).
+	// ScriptReloading reloads the application (see Pool.Reload) when the
+	// modification time of the WSGI script file changes, checked every
+	// second, as mod_wsgi's WSGIScriptReloading. It does nothing for a
+	// module:callable App.
 	ScriptReloading bool
 }
 
 // Errors returned by Acquire.
 var (
 	ErrQueueTimeout = errors.New("no worker thread became free within the queue timeout")
-	ErrClosed       = errors.New("the worker pool is shut down")
+	// ErrQueueFull is MaxQueue reached. The line moves only as requests
+	// finish, which the pool cannot foresee: a short fixed Retry-After is
+	// as good a hint as any.
+	ErrQueueFull = errors.New("too many requests are waiting for a worker thread")
+	ErrClosed    = errors.New("the worker pool is shut down")
 )
 
 // Pool is a supervised set of worker processes.
@@ -97,12 +125,15 @@ type Pool struct {
 	cfg        Config
 	log        *zap.Logger
 	runtimeDir string
+	script     string // the script file ScriptReloading watches, or ""
 
 	mu      sync.Mutex
-	procs   []*process // one slot per process; nil while a slot restarts
-	waiters list.List  // of *waiter, oldest first
+	procs   []*process            // in service, one slot per process; nil while a slot's process starts
+	all     map[*process]struct{} // every started process not yet reaped, for Close
+	waiters list.List             // of *waiter, oldest first
 	closed  bool
 	stopped chan struct{}
+	wg      sync.WaitGroup // the pool's goroutines, for Close to wait for
 
 	testHookQueued func() // called when a request joins the line
 }
@@ -128,6 +159,12 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 	if cfg.QueueTimeout <= 0 {
 		cfg.QueueTimeout = 45 * time.Second
 	}
+	if cfg.GracefulTimeout <= 0 {
+		cfg.GracefulTimeout = 15 * time.Second
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 5 * time.Second
+	}
 	dir, err := os.MkdirTemp("", "caddy-wsgi-")
 	if err != nil {
 		return nil, err
@@ -140,14 +177,17 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("writing the worker runtime: %w", err)
 	}
-	p := &Pool{cfg: cfg, log: logger, runtimeDir: dir, procs: make([]*process, cfg.Processes), stopped: make(chan struct{})}
+	p := &Pool{cfg: cfg, log: logger, runtimeDir: dir, script: reloadableScript(cfg),
+		procs: make([]*process, cfg.Processes), all: make(map[*process]struct{}), stopped: make(chan struct{})}
+	// Before the processes load the script, so that no change is missed.
+	mtime := modTime(p.script)
 
 	errs := make(chan error, cfg.Processes)
 	for slot := range p.procs {
 		go func() {
 			proc, err := p.spawn()
 			if err == nil {
-				p.adopt(slot, proc)
+				p.adopt(slot, proc, "")
 			}
 			errs <- err
 		}()
@@ -161,6 +201,10 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 		p.Close()
 		return nil, err
 	}
+	if cfg.MemoryLimit > 0 || p.script != "" {
+		p.wg.Add(1)
+		go p.watch(mtime)
+	}
 	p.log.Info("worker pool started", zap.String("python", cfg.Python),
 		zap.Int("processes", cfg.Processes), zap.Int("threads", cfg.Threads))
 	return p, nil
@@ -169,35 +213,64 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 // Capacity is how many requests the pool serves at once.
 func (p *Pool) Capacity() int { return p.cfg.Processes * p.cfg.Threads }
 
-// adopt puts a started process in its slot, hands its threads to waiting
-// requests, and supervises it.
-func (p *Pool) adopt(slot int, proc *process) {
+// adopt puts a started process in service in its slot, hands its threads to
+// waiting requests, and supervises it. An older process in the slot is
+// recycled for reason; a newer one (a reload crossed a restart) makes this
+// one surplus, and it is stopped.
+func (p *Pool) adopt(slot int, proc *process, reason string) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		proc.closeConns()
 		return
 	}
+	if cur := p.procs[slot]; cur != nil {
+		if !cur.started.Before(proc.started) {
+			proc.idle = proc.conns
+			p.retireLocked(proc)
+			p.mu.Unlock()
+			return
+		}
+		p.log.Info("recycling worker process", zap.Int("pid", cur.pid), zap.String("reason", reason))
+		p.retireLocked(cur)
+	}
 	p.procs[slot] = proc
+	p.startTimersLocked(proc)
+	p.wg.Add(1)
+	go p.supervise(slot, proc)
+	var conns []*Conn
 	var handed []*waiter
 	for _, c := range proc.conns {
+		if proc.recycled {
+			// It reached MaximumRequests with the threads handed out so far.
+			c.close()
+			continue
+		}
 		proc.busy++
-		handed = append(handed, p.releaseLocked(c))
+		if w := p.releaseLocked(c); w != nil {
+			conns = append(conns, c)
+			handed = append(handed, w)
+		}
 	}
 	p.mu.Unlock()
 	for i, w := range handed {
-		w.deliver(proc.conns[i])
+		w.deliver(conns[i])
 	}
-	go p.supervise(slot, proc)
 }
 
-// supervise waits for a process to exit and starts its replacement.
+// supervise waits for a process to exit, and restarts it if it was still in
+// service: a recycled process's replacement was started when it was recycled.
 func (p *Pool) supervise(slot int, proc *process) {
+	defer p.wg.Done()
 	<-proc.exited
 	p.mu.Lock()
 	proc.dead = true
 	proc.idle = nil
-	p.procs[slot] = nil
+	proc.stopTimers()
+	inService := p.procs[slot] == proc
+	if inService {
+		p.procs[slot] = nil
+	}
 	closed := p.closed
 	p.mu.Unlock()
 	proc.closeConns()
@@ -205,6 +278,10 @@ func (p *Pool) supervise(slot int, proc *process) {
 		return
 	}
 	status := exitStatus(proc.cmd.ProcessState)
+	if !inService {
+		p.log.Info("recycled worker process exited", zap.Int("pid", proc.pid), zap.String("status", status))
+		return
+	}
 	p.log.Error("worker process exited; starting a new one", zap.Int("pid", proc.pid), zap.String("status", status),
 		zap.Duration("uptime", time.Since(proc.started)))
 
@@ -214,21 +291,7 @@ func (p *Pool) supervise(slot int, proc *process) {
 	if time.Since(proc.started) < 10*time.Second {
 		delay = time.Second
 	}
-	for {
-		select {
-		case <-time.After(delay):
-		case <-p.stopped:
-			return
-		}
-		next, err := p.spawn()
-		if err == nil {
-			p.log.Info("worker process restarted", zap.Int("pid", next.pid), zap.Int("replaces", proc.pid))
-			p.adopt(slot, next)
-			return
-		}
-		p.log.Error("could not restart worker process", zap.Error(err))
-		delay = min(2*delay+time.Second, 30*time.Second)
-	}
+	p.refill(slot, proc, delay)
 }
 
 // waiter is a request waiting in line for a worker thread.
@@ -251,9 +314,15 @@ func (p *Pool) Acquire(ctx context.Context, req []byte) (*Conn, error) {
 			return c, err
 		}
 		// The worker died before the request reached it, so nothing was
-		// processed: drop its process and try another thread.
+		// processed: condemn its process, for supervise to restart as
+		// crashed, and try another thread.
 		p.log.Warn("worker process gone before it received a request; retrying on another",
 			zap.Int("pid", c.PID()), zap.Error(c.sendErr))
+		p.mu.Lock()
+		c.proc.dead = true
+		c.proc.idle = nil
+		p.mu.Unlock()
+		c.proc.kill()
 		p.Release(c, false)
 	}
 }
@@ -274,9 +343,14 @@ func (p *Pool) acquire(ctx context.Context, req []byte) (*Conn, error) {
 		c := best.idle[len(best.idle)-1]
 		best.idle = best.idle[:len(best.idle)-1]
 		best.busy++
+		p.servedLocked(best)
 		p.mu.Unlock()
 		c.send(req)
 		return c, nil
+	}
+	if p.cfg.MaxQueue > 0 && p.waiters.Len() >= p.cfg.MaxQueue {
+		p.mu.Unlock()
+		return nil, ErrQueueFull
 	}
 	w := &waiter{ch: make(chan *Conn, 1), req: req}
 	elem := p.waiters.PushBack(w)
@@ -315,20 +389,21 @@ func (p *Pool) acquire(ctx context.Context, req []byte) (*Conn, error) {
 }
 
 // Release returns a connection. reusable is false when the exchange on it
-// did not end cleanly; the process is then out of step and is replaced.
+// did not end cleanly: the connection is out of step, so it is closed and
+// its process recycled, which lets the process's other requests finish.
 func (p *Pool) Release(c *Conn, reusable bool) {
+	proc := c.proc
 	p.mu.Lock()
-	if !reusable && !c.proc.dead {
-		// Condemned: none of its threads takes another request; supervise
-		// reaps it and starts a replacement.
-		c.proc.dead = true
-		c.proc.idle = nil
-		c.proc.kill()
+	if !reusable {
+		p.recycleLocked(proc, "connection out of step")
 	}
-	if c.proc.dead || p.closed {
-		c.proc.busy--
+	if proc.dead || proc.recycled || p.closed {
+		proc.busy--
+		if proc.recycled && proc.busy == 0 {
+			close(proc.drained)
+		}
 		p.mu.Unlock()
-		c.R.Close()
+		c.close()
 		return
 	}
 	w := p.releaseLocked(c)
@@ -342,10 +417,15 @@ func (p *Pool) releaseLocked(c *Conn) *waiter {
 	if front := p.waiters.Front(); front != nil {
 		w := p.waiters.Remove(front).(*waiter)
 		front.Value = nil
+		p.servedLocked(c.proc)
 		return w
 	}
-	c.proc.busy--
-	c.proc.idle = append(c.proc.idle, c)
+	proc := c.proc
+	proc.busy--
+	proc.idle = append(proc.idle, c)
+	if proc.busy == 0 {
+		proc.lastActive = time.Now()
+	}
 	return nil
 }
 
@@ -358,8 +438,9 @@ func (w *waiter) deliver(c *Conn) {
 }
 
 // Close stops the pool: waiting requests fail, every connection is closed (a
-// worker exits when its connections close), and processes still running
-// after a grace period are killed.
+// worker exits when its connections close), processes still running after
+// ShutdownTimeout are killed, and Close returns once every process and
+// goroutine of the pool has ended.
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -373,19 +454,20 @@ func (p *Pool) Close() error {
 		e.Value = nil
 	}
 	p.waiters.Init()
-	procs := append([]*process(nil), p.procs...)
+	for _, proc := range p.procs {
+		if proc != nil {
+			proc.stopTimers()
+		}
+	}
+	// Recycled and starting processes too.
+	procs := slices.Collect(maps.Keys(p.all))
 	p.mu.Unlock()
 
 	for _, proc := range procs {
-		if proc != nil {
-			proc.closeConns()
-		}
+		proc.closeConns()
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(p.cfg.ShutdownTimeout)
 	for _, proc := range procs {
-		if proc == nil {
-			continue
-		}
 		select {
 		case <-proc.exited:
 		case <-time.After(time.Until(deadline)):
@@ -394,5 +476,6 @@ func (p *Pool) Close() error {
 			<-proc.exited
 		}
 	}
+	p.wg.Wait()
 	return os.RemoveAll(p.runtimeDir)
 }

@@ -57,10 +57,18 @@ type acquired struct {
 }
 
 // helloRequest is a REQUEST frame for GET /.
-func helloRequest() []byte {
+func helloRequest() []byte { return requestFrame("/", false) }
+
+// requestFrame is a REQUEST frame for path; with body, the request body
+// frames are for the caller to send.
+func requestFrame(path string, body bool) []byte {
+	flags := protocol.FlagNoBody
+	if body {
+		flags = 0
+	}
 	var req []byte
-	req = protocol.AppendHeader(req, protocol.Request, protocol.FlagNoBody, 0)
-	for _, kv := range [][2]string{{"REQUEST_METHOD", "GET"}, {"SCRIPT_NAME", ""}, {"PATH_INFO", "/"},
+	req = protocol.AppendHeader(req, protocol.Request, flags, 0)
+	for _, kv := range [][2]string{{"REQUEST_METHOD", "GET"}, {"SCRIPT_NAME", ""}, {"PATH_INFO", path},
 		{"QUERY_STRING", ""}, {"SERVER_NAME", "localhost"}, {"SERVER_PORT", "80"},
 		{"SERVER_PROTOCOL", "HTTP/1.1"}, {"wsgi.url_scheme", "http"}} {
 		req = protocol.AppendPair(req, kv[0], kv[1])

@@ -36,6 +36,14 @@ type process struct {
 	idle []*Conn
 	busy int
 	dead bool
+
+	// Lifecycle, guarded by pool.mu; see lifecycle.go.
+	recycled     bool          // out of service: exits once its requests end
+	drained      chan struct{} // closed when a recycled process has no request left
+	requests     int           // requests handed to it, for MaximumRequests
+	lastActive   time.Time     // when it last became idle, for InactivityTimeout
+	restartTimer *time.Timer   // RestartInterval
+	idleTimer    *time.Timer   // InactivityTimeout
 }
 
 // Conn is a connection to one worker thread. The caller that acquired it has
@@ -66,8 +74,12 @@ func (c *Conn) PID() int { return c.proc.pid }
 // spawn starts a process and waits for its HELLO on every connection.
 func (p *Pool) spawn() (*process, error) {
 	cfg := p.cfg
+	interp, err := interpreter(cfg)
+	if err != nil {
+		return nil, err
+	}
 	proc := &process{pool: p, exited: make(chan struct{}), output: &tailBuffer{max: 40}}
-	childEnds := make([]*os.File, 0, cfg.Threads)
+	childEnds := make([]*os.File, 0, cfg.Threads+1)
 	defer func() {
 		for _, f := range childEnds {
 			f.Close()
@@ -75,24 +87,13 @@ func (p *Pool) spawn() (*process, error) {
 	}()
 	fdList := make([]string, cfg.Threads)
 	for i := 0; i < cfg.Threads; i++ {
-		// A socket pair has no name in the file system, so no other local
-		// user can connect to a worker.
-		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		uc, child, err := socketPair()
 		if err != nil {
 			proc.closeConns()
 			return nil, fmt.Errorf("creating worker socket: %w", err)
 		}
-		parent := os.NewFile(uintptr(fds[0]), "wsgi-parent")
-		fc, err := net.FileConn(parent)
-		parent.Close()
-		if err != nil {
-			syscall.Close(fds[1])
-			proc.closeConns()
-			return nil, fmt.Errorf("creating worker socket: %w", err)
-		}
-		uc := fc.(*net.UnixConn)
 		proc.conns = append(proc.conns, &Conn{proc: proc, uc: uc, R: protocol.NewReader(uc)})
-		childEnds = append(childEnds, os.NewFile(uintptr(fds[1]), "wsgi-child"))
+		childEnds = append(childEnds, child)
 		fdList[i] = strconv.Itoa(3 + i)
 	}
 
@@ -100,9 +101,31 @@ func (p *Pool) spawn() (*process, error) {
 		"--app", cfg.App, "--callable", cfg.Callable,
 		"--fds", strings.Join(fdList, ","),
 		"--processes", strconv.Itoa(cfg.Processes), "--group", cfg.Name}
-	cmd := exec.Command(cfg.Python, args...)
+	args = append(args, workerOptions(cfg)...)
+	var control *net.UnixConn
+	if cfg.DeadlockTimeout > 0 {
+		uc, child, err := socketPair()
+		if err != nil {
+			proc.closeConns()
+			return nil, fmt.Errorf("creating worker control socket: %w", err)
+		}
+		control = uc
+		childEnds = append(childEnds, child)
+		// Four heartbeats per timeout: one late heartbeat is not a deadlock.
+		args = append(args, "--control-fd", strconv.Itoa(3+cfg.Threads),
+			"--heartbeat", strconv.FormatFloat((cfg.DeadlockTimeout/4).Seconds(), 'f', -1, 64))
+	}
+	cmd := exec.Command(interp, args...)
 	cmd.Dir = cfg.Dir
-	cmd.Env = append(os.Environ(), cfg.Env...)
+	cmd.Env = os.Environ()
+	if cfg.Lang != "" {
+		cmd.Env = append(cmd.Env, "LANG="+cfg.Lang)
+	}
+	if cfg.Locale != "" {
+		cmd.Env = append(cmd.Env, "LC_ALL="+cfg.Locale)
+	}
+	// Last, so that an explicit env setting wins over Lang and Locale.
+	cmd.Env = append(cmd.Env, cfg.Env...)
 	cmd.ExtraFiles = childEnds
 	// Own process group: a Ctrl-C at Caddy's terminal must not hit the
 	// workers before Caddy has drained them. Pdeathsig: if Caddy dies, so do
@@ -112,9 +135,13 @@ func (p *Pool) spawn() (*process, error) {
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		proc.closeConns()
-		return nil, fmt.Errorf("starting Python interpreter %q: %w", cfg.Python, err)
+		if control != nil {
+			control.Close()
+		}
+		return nil, fmt.Errorf("starting Python interpreter %q: %w", interp, err)
 	}
 	proc.cmd, proc.pid, proc.started = cmd, cmd.Process.Pid, time.Now()
+	p.track(proc)
 	logger := p.log.With(zap.Int("pid", proc.pid))
 	var pipes sync.WaitGroup
 	pipes.Add(2)
@@ -124,6 +151,9 @@ func (p *Pool) spawn() (*process, error) {
 		pipes.Wait() // Wait must not close the pipes before they are drained
 		cmd.Wait()
 		close(proc.exited)
+		if control != nil {
+			control.Close()
+		}
 	}()
 
 	if err := proc.handshake(cfg.StartupTimeout); err != nil {
@@ -135,7 +165,98 @@ func (p *Pool) spawn() (*process, error) {
 		}
 		return nil, err
 	}
+	if control != nil {
+		go proc.watchHeartbeats(control, cfg.DeadlockTimeout, logger)
+	}
 	return proc, nil
+}
+
+// interpreter is the Python to start. PythonHome's own bin/python is what
+// makes its site-packages the ones used: CPython finds a virtualenv's
+// pyvenv.cfg next to the path it was started as.
+func interpreter(cfg Config) (string, error) {
+	if cfg.PythonHome == "" {
+		return cfg.Python, nil
+	}
+	// Absolute, because exec resolves a relative path against cmd.Dir.
+	home, err := filepath.Abs(cfg.PythonHome)
+	if err != nil {
+		return "", err
+	}
+	// An installation prefix may have only python3; a virtualenv has both.
+	for _, name := range []string{"python", "python3"} {
+		path := filepath.Join(home, "bin", name)
+		if info, err := os.Stat(path); err == nil && !info.IsDir() {
+			return path, nil
+		}
+	}
+	return "", fmt.Errorf("python home %s has no bin/python or bin/python3", home)
+}
+
+// workerOptions are the worker's arguments for the process environment
+// settings that Python itself must apply.
+func workerOptions(cfg Config) []string {
+	var args []string
+	for _, dir := range cfg.PythonPath {
+		args = append(args, "--python-path", dir)
+	}
+	if cfg.DisplayName != "" {
+		args = append(args, "--display-name", strings.ReplaceAll(cfg.DisplayName, "%{GROUP}", "(wsgi:"+cfg.Name+")"))
+	}
+	if cfg.ImportScript != "" {
+		args = append(args, "--import-script", cfg.ImportScript)
+	}
+	if cfg.Umask >= 0 {
+		args = append(args, "--umask", fmt.Sprintf("%04o", cfg.Umask))
+	}
+	return args
+}
+
+// socketPair returns the ends of a new connected socket pair: Caddy's as a
+// connection, the worker's as a file to pass in ExtraFiles.
+func socketPair() (*net.UnixConn, *os.File, error) {
+	// A socket pair has no name in the file system, so no other local
+	// user can connect to a worker.
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	parent := os.NewFile(uintptr(fds[0]), "wsgi-parent")
+	fc, err := net.FileConn(parent)
+	parent.Close()
+	if err != nil {
+		syscall.Close(fds[1])
+		return nil, nil, err
+	}
+	return fc.(*net.UnixConn), os.NewFile(uintptr(fds[1]), "wsgi-child"), nil
+}
+
+// watchHeartbeats replaces the process when its heartbeats on control stop
+// for the deadlock timeout: sending one needs the GIL, so silence means no
+// Python code runs in the process any more (C code holding the GIL, a
+// deadlock) and none of its requests will ever be answered. It returns
+// when the process has exited, which closes control.
+func (proc *process) watchHeartbeats(control *net.UnixConn, timeout time.Duration, logger *zap.Logger) {
+	buf := make([]byte, 256)
+	for {
+		control.SetReadDeadline(time.Now().Add(timeout))
+		_, err := control.Read(buf)
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			logger.Error(fmt.Sprintf("deadlock_timeout: the interpreter has not answered for %s; killing it", timeout))
+			// Dead before it is killed, so that no request is sent to it
+			// while it is being reaped; supervise starts its replacement.
+			p := proc.pool
+			p.mu.Lock()
+			proc.dead = true
+			proc.idle = nil
+			p.mu.Unlock()
+			proc.kill()
+		}
+		return
+	}
 }
 
 var errStartup = errors.New("the WSGI application failed to load")

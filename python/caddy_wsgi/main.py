@@ -6,6 +6,7 @@ import hashlib
 import importlib
 import os
 import platform
+import site
 import socket
 import sys
 import threading
@@ -21,12 +22,29 @@ class LoadError(Exception):
 
 
 def load_script(path, callable_name):
-    """Load a WSGI script file the way mod_wsgi does: executed as a module
-    whose name is unique to the file, never as __main__, and compiled without
-    a bytecode cache (app.wsgi's cache file would be app.py's too)."""
+    """Load a WSGI script file (see exec_script) and return its callable."""
     if not os.path.isfile(path):
         raise LoadError('WSGI script %s does not exist (to load a module instead, write module:callable)' % path)
+    return find_callable(exec_script(path), callable_name, 'WSGI script %s' % path)
+
+
+def run_import_script(path):
+    """Run mod_wsgi's import-script (WSGIImportScript) before the application
+    loads."""
+    if not os.path.isfile(path):
+        raise LoadError('import script %s does not exist' % path)
+    exec_script(path)
+
+
+def exec_script(path):
+    """Execute a script file the way mod_wsgi does: as a module whose name is
+    unique to the file, never as __main__, and compiled without a bytecode
+    cache (app.wsgi's cache file would be app.py's too). A file runs once:
+    an import script that is also the WSGI script, the usual way to preload
+    an application under mod_wsgi, is the module that serves requests."""
     name = '_caddy_wsgi_' + hashlib.md5(path.encode('utf-8', 'surrogateescape')).hexdigest()
+    if name in sys.modules:
+        return sys.modules[name]
     module = types.ModuleType(name)
     module.__file__ = path
     sys.modules[name] = module
@@ -37,7 +55,7 @@ def load_script(path, callable_name):
     except BaseException:
         del sys.modules[name]
         raise
-    return find_callable(module, callable_name, 'WSGI script %s' % path)
+    return module
 
 
 def load_module(target):
@@ -93,10 +111,56 @@ def parse_args(argv):
     parser.add_argument('--fds', required=True, type=lambda s: [int(fd) for fd in s.split(',')])
     parser.add_argument('--processes', type=int, default=1, help='processes in the pool (for wsgi.multiprocess)')
     parser.add_argument('--group', default='', help='process group name')
+    parser.add_argument('--python-path', action='append', default=[], metavar='DIR',
+                        help='directory added with site.addsitedir (repeatable)')
+    parser.add_argument('--import-script', help='script run before the application is loaded')
+    parser.add_argument('--display-name', help='process name shown by ps')
+    parser.add_argument('--umask', type=lambda s: int(s, 8), help='octal file mode creation mask')
+    parser.add_argument('--control-fd', type=int, help='socket to send heartbeats on')
+    parser.add_argument('--heartbeat', type=float, default=15.0, help='seconds between heartbeats')
     args = parser.parse_args(argv)
     args.is_script = ':' not in args.app
     args.script_filename = os.path.abspath(args.app) if args.is_script else ''
+    if args.import_script:
+        # Absolute as the WSGI script's is, so that naming the same file
+        # names the same module.
+        args.import_script = os.path.abspath(args.import_script)
     return args
+
+
+def set_display_name(name):
+    """Show name in ps and top, as mod_wsgi's display-name does by rewriting
+    argv[0]. Linux keeps two names: the command name (/proc/self/comm, at
+    most 15 bytes) that ps -e, top and pgrep show and new threads inherit,
+    and the command line that ps -f and ps aux show, which is the memory
+    holding the original argv. No Python API reaches the latter, so it is
+    rewritten through /proc/self/mem, as C programs do in place; CPython
+    works from its own copies of argv, so nothing reads that memory again.
+    Changing argv[0] at exec instead would cost CPython its sys.executable,
+    and a virtualenv its site-packages."""
+    encoded = os.fsencode(name)
+    with open('/proc/self/comm', 'wb') as f:
+        f.write(encoded)
+    with open('/proc/self/stat', 'rb') as f:
+        stat = f.read()
+    # arg_start and arg_end are fields 48 and 49 (proc(5)), counted after
+    # the command name, which may contain spaces and parentheses.
+    fields = stat[stat.rindex(b')') + 2:].split()
+    start, end = int(fields[45]), int(fields[46])
+    with open('/proc/self/mem', 'r+b', buffering=0) as mem:
+        mem.seek(start)
+        mem.write(encoded[:end - start - 1].ljust(end - start, b'\0'))
+
+
+def heartbeat(control, threads, interval):
+    """Send Caddy a byte every interval while the request threads run.
+    Sending needs the GIL, so heartbeats stop when no Python code can run in
+    the process any more (C code holding the GIL, a deadlock), and Caddy
+    replaces it after its deadlock timeout."""
+    for thread in threads:
+        while thread.is_alive():
+            control.send(b'.')
+            thread.join(interval)
 
 
 def hello(conn):
@@ -110,22 +174,36 @@ def hello(conn):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    # First, so that a slow start is already visible under the name.
+    if args.display_name:
+        try:
+            set_display_name(args.display_name)
+        except OSError as exc:
+            print('caddy-wsgi: could not set the display name %r: %s' % (args.display_name, exc), file=sys.stderr)
+    if args.umask is not None:
+        os.umask(args.umask)
     conns = [wire.Connection(socket.socket(fileno=fd)) for fd in args.fds]
     # Scripts and modules next to the application import as they would under
     # mod_wsgi-express, whose working directory is searched first.
     sys.path[0] = os.getcwd()
+    for directory in args.python_path:
+        site.addsitedir(directory)
     # Before the application loads: logging handlers it creates at import
     # time (Django's LOGGING, logging.basicConfig) keep the sys.stderr they
     # see, and it must be the one that follows the request.
     local = install_output_routing()
+    loading = args.import_script
     try:
+        if args.import_script:
+            run_import_script(args.import_script)
+        loading = args.app
         app = load_script(args.script_filename, args.callable) if args.is_script else load_module(args.app)
     except LoadError as exc:
         conns[0].send(wire.frame(wire.STARTUP_ERROR, str(exc).encode('utf-8', 'backslashreplace')))
         return 1
     except BaseException as exc:
         text = ''.join(traceback.format_exception(type(exc), exc, user_frames(exc.__traceback__)))
-        conns[0].send(wire.frame(wire.STARTUP_ERROR, ('could not load %s:\n%s' % (args.app, text)).encode('utf-8', 'backslashreplace')))
+        conns[0].send(wire.frame(wire.STARTUP_ERROR, ('could not load %s:\n%s' % (loading, text)).encode('utf-8', 'backslashreplace')))
         return 1
 
     environ = base_environ(args)
@@ -137,6 +215,9 @@ def main(argv=None):
         thread.start()
         threads.append(thread)
     # Caddy closing the connections is the signal to exit.
-    for thread in threads:
-        thread.join()
+    if args.control_fd is None:
+        for thread in threads:
+            thread.join()
+    else:
+        heartbeat(socket.socket(fileno=args.control_fd), threads, args.heartbeat)
     return 0

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import traceback
 import warnings
 from pathlib import Path
@@ -217,6 +218,40 @@ def test_load_script_not_callable(tmp_path, clean_modules):
     assert str(script) in message and 'dict' in message and 'callable' in message
 
 
+# ---------------------------------------------------------------- import script
+
+def test_import_script_then_same_wsgi_script_runs_once(tmp_path, clean_modules):
+    runs = tmp_path / 'runs'
+    script = write(tmp_path / 'site.wsgi', '''
+        with open(%r, 'a') as f:
+            f.write('ran\\n')
+
+        def application(environ, start_response):
+            return []
+    ''' % str(runs))
+    main.run_import_script(str(script))
+    app = main.load_script(str(script), 'application')
+    assert runs.read_text() == 'ran\n'
+    assert app.__module__.startswith('_caddy_wsgi_')
+
+
+def test_import_script_has_its_own_module(tmp_path, clean_modules):
+    script = write(tmp_path / 'preload.py', '''
+        NAME = __name__
+    ''')
+    main.run_import_script(str(script))
+    modules = [m for m in sys.modules.values() if getattr(m, '__file__', None) == str(script)]
+    assert len(modules) == 1
+    assert modules[0].NAME == modules[0].__name__ != '__main__'
+
+
+def test_import_script_missing(tmp_path):
+    missing = tmp_path / 'nowhere.py'
+    with pytest.raises(main.LoadError) as info:
+        main.run_import_script(str(missing))
+    assert str(info.value) == 'import script %s does not exist' % missing
+
+
 # ---------------------------------------------------------------- load_module
 
 @pytest.fixture
@@ -282,13 +317,45 @@ def test_parse_args_and_base_environ(tmp_path):
 
 def test_relative_script_path_is_made_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    args = main.parse_args(['--app', 'site.wsgi', '--fds', '3'])
+    args = main.parse_args(['--app', 'site.wsgi', '--fds', '3', '--import-script', 'preload.py'])
     assert args.script_filename == str(tmp_path / 'site.wsgi')
+    assert args.import_script == str(tmp_path / 'preload.py')
+
+
+def test_parse_args_process_environment():
+    args = main.parse_args(['--app', 'pkg.mod:app', '--fds', '3'])
+    assert args.python_path == [] and args.import_script is None and args.display_name is None
+    assert args.umask is None and args.control_fd is None
+
+    args = main.parse_args(['--app', 'pkg.mod:app', '--fds', '3,4', '--python-path', '/a', '--python-path', '/b',
+                            '--display-name', '(wsgi:site)', '--umask', '0027', '--control-fd', '5',
+                            '--heartbeat', '0.25'])
+    assert args.python_path == ['/a', '/b']
+    assert args.display_name == '(wsgi:site)'
+    assert args.umask == 0o027
+    assert args.control_fd == 5 and args.heartbeat == 0.25
+
+
+def test_heartbeat_until_the_threads_end():
+    server, control = socket.socketpair()
+    stop = threading.Event()
+    serving = threading.Thread(target=stop.wait)
+    serving.start()
+    beating = threading.Thread(target=main.heartbeat, args=(control, [serving], 0.001))
+    beating.start()
+    with server, control:
+        server.settimeout(TIMEOUT)
+        received = b''
+        while len(received) < 3:
+            received += server.recv(3 - len(received))
+        stop.set()
+        beating.join(TIMEOUT)
+        assert not beating.is_alive()
 
 
 # ---------------------------------------------------------------- main() failing to load, in process
 
-def run_main_expecting_startup_error(argv_app, monkeypatch):
+def run_main_expecting_startup_error(argv_app, monkeypatch, extra=()):
     monkeypatch.setattr(sys, 'path', list(sys.path))     # main() sets sys.path[0]
     server, child = socket.socketpair()
     with server:
@@ -296,7 +363,7 @@ def run_main_expecting_startup_error(argv_app, monkeypatch):
         with warnings.catch_warnings():
             # main() leaves its socket for process exit to close.
             warnings.simplefilter('ignore', ResourceWarning)
-            status = main.main(['--app', argv_app, '--fds', str(fd)])
+            status = main.main(['--app', argv_app, '--fds', str(fd), *extra])
             gc.collect()
         client = Client(server)
         f = client.read_hello()
@@ -332,19 +399,42 @@ def test_main_startup_error_module(monkeypatch, clean_modules):
     assert 'caddy_wsgi_absent_module' in text and 'ModuleNotFoundError' in text
 
 
+def test_main_startup_error_import_script(tmp_path, monkeypatch, clean_modules):
+    preload = write(tmp_path / 'preload.py', '''
+        def helper():
+            raise RuntimeError('preload failed')
+        helper()
+    ''')
+    app = write(tmp_path / 'site.wsgi', HELLO_APP)
+    status, f = run_main_expecting_startup_error(str(app), monkeypatch, ['--import-script', str(preload)])
+    assert status == 1
+    assert f.kind == STARTUP_ERROR
+    text = f.payload.decode()
+    assert text.startswith('could not load %s:' % preload)
+    assert 'helper' in text and 'RuntimeError: preload failed' in text
+
+
+def test_main_startup_error_missing_import_script(tmp_path, monkeypatch):
+    app = write(tmp_path / 'site.wsgi', HELLO_APP)
+    missing = str(tmp_path / 'missing.py')
+    status, f = run_main_expecting_startup_error(str(app), monkeypatch, ['--import-script', missing])
+    assert status == 1
+    assert f.payload.decode() == 'import script %s does not exist' % missing
+
+
 # ---------------------------------------------------------------- the worker process
 
 class WorkerProcess:
     """python caddy-wsgi-worker.py started as Caddy starts it, with one
     socketpair end per --fds entry."""
 
-    def __init__(self, python, app, cwd, conns=1, extra=()):
+    def __init__(self, python, app, cwd, conns=1, extra=(), pass_fds=()):
         pairs = [socket.socketpair() for _ in range(conns)]
         child_fds = [child.fileno() for _, child in pairs]
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1')
         self.proc = subprocess.Popen(
             [python, str(WORKER_SCRIPT), '--app', str(app), '--fds', ','.join(map(str, child_fds)), *extra],
-            pass_fds=child_fds, cwd=str(cwd), env=env,
+            pass_fds=child_fds + list(pass_fds), cwd=str(cwd), env=env,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for _, child in pairs:
             child.close()
@@ -502,3 +592,78 @@ def test_worker_process_exits_on_protocol_error(python, tmp_path, worker_process
     client.sock.sendall(frame(BODY, b'where is the REQUEST?'))
     assert wp.proc.wait(TIMEOUT) == 70
     assert 'ProtocolError' in wp.proc.stderr.read().decode()
+
+
+ENVIRONMENT_APP = '''
+import importlib, json, os, sys
+
+PRELOADED = os.environ.get('PRELOADED_BY', '')
+
+def application(environ, start_response):
+    module = environ['QUERY_STRING']
+    with open('/proc/self/status') as f:
+        umask = [line.split()[1] for line in f if line.startswith('Umask:')][0]
+    info = {
+        'where': importlib.import_module(module).WHERE if module else '',
+        'preloaded': PRELOADED,
+        'umask': umask,
+        'executable': sys.executable,
+        'prefix': sys.prefix,
+    }
+    start_response('200 OK', [('Content-Type', 'application/json')])
+    return [json.dumps(info).encode()]
+'''
+
+
+@pytest.mark.parametrize('python', PYTHONS)
+def test_worker_process_environment(python, tmp_path, worker_process):
+    site_dir, other = tmp_path / 'site', tmp_path / 'other'
+    site_dir.mkdir()
+    other.mkdir()
+    write(site_dir / 'sitemod_direct.py', "WHERE = 'direct'\n")
+    write(site_dir / 'more.pth', str(other) + '\n')
+    write(other / 'sitemod_via_pth.py', "WHERE = 'pth'\n")
+    write(tmp_path / 'preload.py', "import os\nos.environ['PRELOADED_BY'] = __name__\n")
+    script = write(tmp_path / 'env.wsgi', ENVIRONMENT_APP)
+    expected = subprocess.run([python, '-c', 'import sys; print(sys.executable); print(sys.prefix)'],
+                              capture_output=True, text=True, check=True).stdout.split('\n')[:2]
+    wp = worker_process(python, script, tmp_path, extra=[
+        '--python-path', str(site_dir), '--import-script', 'preload.py', '--umask', '0027',
+        '--display-name', '(wsgi:site)'])
+    client = wp.clients[0]
+    check_hello(client.read_hello(), wp.proc, python)
+
+    info = json.loads(client.request({'QUERY_STRING': 'sitemod_direct'}).body)
+    assert info['where'] == 'direct'
+    assert json.loads(client.request({'QUERY_STRING': 'sitemod_via_pth'}).body)['where'] == 'pth'
+    assert info['preloaded'].startswith('_caddy_wsgi_')
+    assert info['umask'] == '0027'
+    # Renamed, yet the interpreter still knows where it is installed.
+    assert [info['executable'], info['prefix']] == expected
+    with open('/proc/%d/comm' % wp.proc.pid) as f:
+        assert f.read() == '(wsgi:site)\n'
+    with open('/proc/%d/cmdline' % wp.proc.pid, 'rb') as f:
+        assert f.read().rstrip(b'\0') == b'(wsgi:site)'
+    status, out, err = wp.finish()
+    assert status == 0, err
+
+
+@pytest.mark.parametrize('python', PYTHONS)
+def test_worker_process_heartbeat(python, tmp_path, worker_process):
+    script = write(tmp_path / 'hello.wsgi', HELLO_APP)
+    server, control = socket.socketpair()
+    with server:
+        with control:
+            wp = worker_process(python, script, tmp_path, conns=2, pass_fds=[control.fileno()],
+                                extra=['--control-fd', str(control.fileno()), '--heartbeat', '0.01'])
+        for client in wp.clients:
+            check_hello(client.read_hello(), wp.proc, python)
+        server.settimeout(TIMEOUT)
+        received = b''
+        while len(received) < 3:
+            received += server.recv(3 - len(received))
+        status, out, err = wp.finish()
+        assert status == 0, err
+        # The worker's end closes only as it exits.
+        while server.recv(4096):
+            pass

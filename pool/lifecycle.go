@@ -1,0 +1,321 @@
+package pool
+
+// The life cycle of a daemon process group, as mod_wsgi's: processes are
+// recycled (replaced gracefully) on maximum_requests, restart_interval,
+// inactivity_timeout and memory_limit, when a connection falls out of step,
+// and when the script changes.
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// recycle is recycleLocked for callers that do not hold p.mu.
+func (p *Pool) recycle(proc *process, reason string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.recycleLocked(proc, reason)
+}
+
+// recycleLocked takes an in-service process out of service at once and
+// starts its replacement, which takes requests as soon as it has loaded the
+// application: meanwhile the pool runs one process more than Processes. The
+// old process finishes the requests it has and exits (see drain).
+func (p *Pool) recycleLocked(proc *process, reason string) {
+	slot := p.slotLocked(proc)
+	// Out of service already, or dead: supervise restarts a dead one.
+	if slot < 0 || proc.dead || p.closed {
+		return
+	}
+	p.log.Info("recycling worker process", zap.Int("pid", proc.pid), zap.String("reason", reason))
+	p.retireLocked(proc)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.refill(slot, proc, 0)
+	}()
+}
+
+// retireLocked takes proc out of service: it gets no new request, the
+// connections of its idle threads close now and the others' as their
+// requests end, and a worker exits once all its connections are closed.
+func (p *Pool) retireLocked(proc *process) {
+	if slot := p.slotLocked(proc); slot >= 0 {
+		p.procs[slot] = nil
+	}
+	proc.recycled = true
+	proc.stopTimers()
+	for _, c := range proc.idle {
+		c.close()
+	}
+	proc.idle = nil
+	proc.drained = make(chan struct{})
+	if proc.busy == 0 {
+		close(proc.drained)
+	}
+	p.wg.Add(1)
+	go p.drain(proc)
+}
+
+// drain kills a recycled process that still has requests after
+// GracefulTimeout (they fail, as in a crash), or that has not exited
+// ShutdownTimeout after its connections closed.
+func (p *Pool) drain(proc *process) {
+	defer p.wg.Done()
+	graceful := time.NewTimer(p.cfg.GracefulTimeout)
+	defer graceful.Stop()
+	select {
+	case <-proc.drained:
+	case <-graceful.C:
+		p.log.Warn("recycled worker process still has requests after the graceful timeout; killing it",
+			zap.Int("pid", proc.pid), zap.Duration("graceful_timeout", p.cfg.GracefulTimeout))
+		proc.kill()
+		return
+	case <-proc.exited:
+		return
+	case <-p.stopped:
+		return // Close stops it
+	}
+	shutdown := time.NewTimer(p.cfg.ShutdownTimeout)
+	defer shutdown.Stop()
+	select {
+	case <-shutdown.C:
+		p.log.Warn("recycled worker process did not exit after its connections closed; killing it",
+			zap.Int("pid", proc.pid), zap.Duration("shutdown_timeout", p.cfg.ShutdownTimeout))
+		proc.kill()
+	case <-proc.exited:
+	case <-p.stopped:
+	}
+}
+
+// refill starts a process for an empty slot after delay, retrying with a
+// growing delay while processes fail to start, so that an application that
+// cannot load does not become a busy loop.
+func (p *Pool) refill(slot int, old *process, delay time.Duration) {
+	for {
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-p.stopped:
+				return
+			}
+		}
+		next, err := p.spawn()
+		if err == nil {
+			p.log.Info("worker process restarted", zap.Int("pid", next.pid), zap.Int("replaces", old.pid))
+			p.adopt(slot, next, "replaced by a restarted process")
+			return
+		}
+		select {
+		case <-p.stopped:
+			return // the error is Close's doing
+		default:
+		}
+		p.log.Error("could not restart worker process", zap.Error(err))
+		delay = min(2*delay+time.Second, 30*time.Second)
+	}
+}
+
+// Reload replaces every process with a new one that loads the application
+// afresh. An old process goes out of service only once its replacement has
+// loaded the application, so requests are served throughout; if the
+// replacement cannot load it, the old process keeps serving and the error is
+// logged.
+func (p *Pool) Reload(reason string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.log.Info("reloading the application", zap.String("reason", reason))
+	for slot := range p.procs {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			next, err := p.spawn()
+			if err == nil {
+				p.adopt(slot, next, reason)
+				return
+			}
+			select {
+			case <-p.stopped:
+			default:
+				p.log.Error("could not reload the application; the old worker process keeps serving", zap.Error(err))
+			}
+		}()
+	}
+}
+
+// servedLocked counts a request handed to proc, and recycles proc when that
+// reaches MaximumRequests: counting at hand-out means it never takes more.
+func (p *Pool) servedLocked(proc *process) {
+	proc.requests++
+	if proc.requests == p.cfg.MaximumRequests {
+		p.recycleLocked(proc, fmt.Sprintf("maximum_requests reached (%d)", proc.requests))
+	}
+}
+
+// startTimersLocked arms the time-based recycling of a process put in
+// service.
+func (p *Pool) startTimersLocked(proc *process) {
+	proc.lastActive = time.Now()
+	if d := p.cfg.RestartInterval; d > 0 {
+		proc.restartTimer = time.AfterFunc(d, func() {
+			p.recycle(proc, fmt.Sprintf("restart_interval (%s) passed", d))
+		})
+	}
+	if d := p.cfg.InactivityTimeout; d > 0 {
+		proc.idleTimer = time.AfterFunc(d, func() { p.checkInactive(proc) })
+	}
+}
+
+func (proc *process) stopTimers() {
+	if proc.restartTimer != nil {
+		proc.restartTimer.Stop()
+	}
+	if proc.idleTimer != nil {
+		proc.idleTimer.Stop()
+	}
+}
+
+// checkInactive recycles proc if it has been idle for InactivityTimeout, or
+// looks again when it next could have been.
+func (p *Pool) checkInactive(proc *process) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.slotLocked(proc) < 0 {
+		return
+	}
+	wait := p.cfg.InactivityTimeout
+	if proc.busy == 0 {
+		wait -= time.Since(proc.lastActive)
+		if wait <= 0 {
+			p.recycleLocked(proc, "inactivity_timeout")
+			return
+		}
+	}
+	proc.idleTimer.Reset(wait)
+}
+
+// watch checks, once a second, each process's resident memory against
+// MemoryLimit and the script's modification time for ScriptReloading.
+// mtime is the script's when the processes were started.
+func (p *Pool) watch(mtime time.Time) {
+	defer p.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.stopped:
+			return
+		case <-tick.C:
+		}
+		if p.cfg.MemoryLimit > 0 {
+			p.checkMemory()
+		}
+		// A script missing for a moment (an editor replacing it) is not a
+		// change yet: reloading then would fail.
+		if m := modTime(p.script); !m.IsZero() && !m.Equal(mtime) {
+			mtime = m
+			p.Reload("script changed")
+		}
+	}
+}
+
+func (p *Pool) checkMemory() {
+	p.mu.Lock()
+	var procs []*process
+	for _, proc := range p.procs {
+		if proc != nil {
+			procs = append(procs, proc)
+		}
+	}
+	p.mu.Unlock()
+	for _, proc := range procs {
+		if rss, err := residentMemory(proc.pid); err == nil && rss > p.cfg.MemoryLimit {
+			p.recycle(proc, fmt.Sprintf("memory_limit: rss %d MiB over %d MiB", rss>>20, p.cfg.MemoryLimit>>20))
+		}
+	}
+}
+
+// residentMemory is a process's resident set size in bytes.
+func residentMemory(pid int) (int64, error) {
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(status)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc/PID/status")
+}
+
+// reloadableScript is the script file ScriptReloading watches, "" if none.
+func reloadableScript(cfg Config) string {
+	if !cfg.ScriptReloading || strings.Contains(cfg.App, ":") {
+		return ""
+	}
+	// The worker resolves a relative path against its working directory.
+	if !filepath.IsAbs(cfg.App) && cfg.Dir != "" {
+		return filepath.Join(cfg.Dir, cfg.App)
+	}
+	return cfg.App
+}
+
+// modTime is a file's modification time; zero if there is no file or none
+// to look at.
+func modTime(path string) time.Time {
+	if path == "" {
+		return time.Time{}
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		return time.Time{}
+	}
+	return info.ModTime()
+}
+
+func (p *Pool) slotLocked(proc *process) int {
+	for i, q := range p.procs {
+		if q == proc {
+			return i
+		}
+	}
+	return -1
+}
+
+// track records a started process until it has been reaped, so that Close
+// can stop it whatever its state, starting up included: closing its
+// connections fails its handshake.
+func (p *Pool) track(proc *process) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		proc.closeConns()
+	}
+	p.all[proc] = struct{}{}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		<-proc.exited
+		p.mu.Lock()
+		delete(p.all, proc)
+		p.mu.Unlock()
+	}()
+}
+
+// close closes one connection, which ends its worker thread.
+func (c *Conn) close() {
+	c.uc.Close()
+	c.R.Close()
+}

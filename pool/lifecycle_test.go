@@ -1,0 +1,469 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/caddy-wsgi/caddy-wsgi/protocol"
+)
+
+func lifecycleConfig(t *testing.T, processes, threads int) Config {
+	app, err := filepath.Abs("testdata/lifecycle.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Config{App: app, Python: os.Getenv("CADDY_WSGI_TEST_PYTHON"), Processes: processes, Threads: threads}
+}
+
+// testLogs are a pool's logs, which a test can wait on.
+type testLogs struct {
+	*observer.ObservedLogs
+	logged chan struct{} // signalled after each entry
+}
+
+func startWatchedPool(t *testing.T, cfg Config) (*Pool, *testLogs) {
+	t.Helper()
+	core, obs := observer.New(zap.InfoLevel)
+	logs := &testLogs{obs, make(chan struct{}, 1)}
+	// Hooks run after the observer has recorded the entry.
+	hooked := zapcore.RegisterHooks(core, func(zapcore.Entry) error {
+		select {
+		case logs.logged <- struct{}{}:
+		default:
+		}
+		return nil
+	})
+	p, err := New(cfg, zap.New(hooked))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p, logs
+}
+
+// waitFor returns the first entry with message msg about process pid (any,
+// if 0), waiting for it if need be.
+func (l *testLogs) waitFor(t *testing.T, msg string, pid int) observer.LoggedEntry {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		found := l.FilterMessage(msg)
+		if pid != 0 {
+			found = found.FilterField(zap.Int("pid", pid))
+		}
+		if all := found.All(); len(all) > 0 {
+			return all[0]
+		}
+		select {
+		case <-l.logged:
+		case <-timeout:
+			t.Fatalf("no log entry %q for pid %d", msg, pid)
+		}
+	}
+}
+
+func (l *testLogs) reason(pid int) string {
+	for _, e := range l.FilterMessage("recycling worker process").FilterField(zap.Int("pid", pid)).All() {
+		return e.ContextMap()["reason"].(string)
+	}
+	return ""
+}
+
+// noCrashes fails the test if a process exited other than by recycling.
+func (l *testLogs) noCrashes(t *testing.T) {
+	t.Helper()
+	for _, e := range l.FilterMessage("worker process exited; starting a new one").All() {
+		t.Errorf("unexpected exit: %v", e.ContextMap())
+	}
+}
+
+// get makes a request for path and returns the pid that served it.
+func get(p *Pool, path string) (int, error) {
+	c, err := p.Acquire(context.Background(), requestFrame(path, false))
+	if err != nil {
+		return 0, err
+	}
+	body, err := response(c)
+	p.Release(c, err == nil)
+	if err == nil && body != "ok" {
+		err = fmt.Errorf("body %q", body)
+	}
+	return c.PID(), err
+}
+
+func mustGet(t *testing.T, p *Pool, path string) int {
+	t.Helper()
+	pid, err := get(p, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+func response(c *Conn) (string, error) {
+	var body strings.Builder
+	for {
+		f, err := c.R.Next()
+		if err != nil {
+			return "", err
+		}
+		switch f.Type {
+		case protocol.ResponseBody:
+			body.Write(f.Payload)
+		case protocol.ResponseEnd:
+			return body.String(), nil
+		case protocol.AppError:
+			return "", fmt.Errorf("application error: %s", f.Payload)
+		}
+	}
+}
+
+// gated starts a request that stays in progress until openGate.
+func gated(t *testing.T, p *Pool) *Conn {
+	t.Helper()
+	c, err := p.Acquire(context.Background(), requestFrame("/gate", true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func openGate(t *testing.T, c *Conn) {
+	t.Helper()
+	if _, err := c.Write(protocol.AppendHeader(nil, protocol.BodyEnd, 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMaximumRequests(t *testing.T) {
+	cfg := lifecycleConfig(t, 1, 2)
+	cfg.MaximumRequests = 3
+	p, logs := startWatchedPool(t, cfg)
+	var pids []int
+	for range 5 {
+		pids = append(pids, mustGet(t, p, "/"))
+	}
+	first, second := pids[0], pids[3]
+	if want := []int{first, first, first, second, second}; !slices.Equal(pids, want) || second == first {
+		t.Errorf("requests served by %v", pids)
+	}
+	if r := logs.reason(first); r != "maximum_requests reached (3)" {
+		t.Errorf("recycle reason %q", r)
+	}
+	logs.waitFor(t, "recycled worker process exited", first)
+	logs.noCrashes(t)
+}
+
+func TestRestartInterval(t *testing.T) {
+	cfg := lifecycleConfig(t, 1, 1)
+	cfg.RestartInterval = 200 * time.Millisecond
+	p, logs := startWatchedPool(t, cfg)
+	first := mustGet(t, p, "/")
+	logs.waitFor(t, "recycling worker process", first)
+	if pid := mustGet(t, p, "/"); pid == first {
+		t.Errorf("still served by %d after restart_interval", first)
+	}
+	if r := logs.reason(first); r != "restart_interval (200ms) passed" {
+		t.Errorf("recycle reason %q", r)
+	}
+	logs.waitFor(t, "recycled worker process exited", first)
+	logs.noCrashes(t)
+}
+
+// TestInactivityTimeout: the timeout counts from the end of the last
+// request, however long that request took.
+func TestInactivityTimeout(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	cfg := lifecycleConfig(t, 1, 1)
+	cfg.InactivityTimeout = timeout
+	p, logs := startWatchedPool(t, cfg)
+	c := gated(t, p)
+	first := c.PID()
+	time.Sleep(2 * timeout) // a request longer than the timeout
+	openGate(t, c)
+	if _, err := response(c); err != nil {
+		t.Fatal(err)
+	}
+	ended := time.Now()
+	p.Release(c, true)
+	e := logs.waitFor(t, "recycling worker process", first)
+	if idle := e.Time.Sub(ended); idle < timeout {
+		t.Errorf("recycled %s after its last request ended", idle)
+	}
+	if r := logs.reason(first); r != "inactivity_timeout" {
+		t.Errorf("recycle reason %q", r)
+	}
+	if pid := mustGet(t, p, "/"); pid == first {
+		t.Errorf("still served by %d", first)
+	}
+	logs.noCrashes(t)
+}
+
+func TestMemoryLimit(t *testing.T) {
+	cfg := lifecycleConfig(t, 1, 1)
+	cfg.MemoryLimit = 64 << 20
+	p, logs := startWatchedPool(t, cfg)
+	first := mustGet(t, p, "/grow")
+	mustGet(t, p, "/grow")
+	mustGet(t, p, "/grow") // 96 MiB held, and the interpreter
+	logs.waitFor(t, "recycling worker process", first)
+	if r := logs.reason(first); !strings.HasPrefix(r, "memory_limit: rss ") || !strings.HasSuffix(r, " MiB over 64 MiB") {
+		t.Errorf("recycle reason %q", r)
+	}
+	if pid := mustGet(t, p, "/"); pid == first {
+		t.Errorf("still served by %d", first)
+	}
+	logs.noCrashes(t)
+}
+
+func TestMaxQueue(t *testing.T) {
+	cfg := lifecycleConfig(t, 1, 1)
+	cfg.MaxQueue = 1
+	cfg.QueueTimeout = time.Minute
+	p, _ := startWatchedPool(t, cfg)
+	busy, _ := p.Acquire(context.Background(), nil)
+	waiting := acquireQueued(p, requestFrame("/", false))
+	if _, err := p.Acquire(context.Background(), nil); !errors.Is(err, ErrQueueFull) {
+		t.Errorf("Acquire with a full queue: %v, want ErrQueueFull", err)
+	}
+	p.Release(busy, true)
+	a := <-waiting
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	if _, err := response(a.c); err != nil {
+		t.Error(err)
+	}
+	p.Release(a.c, true)
+}
+
+// TestGracefulRecycle: a recycled process takes no new request, but
+// finishes the one it has.
+func TestGracefulRecycle(t *testing.T) {
+	p, logs := startWatchedPool(t, lifecycleConfig(t, 1, 2))
+	c := gated(t, p)
+	old := c.PID()
+	p.recycle(c.proc, "test")
+	if pid := mustGet(t, p, "/"); pid == old {
+		t.Errorf("a new request went to the recycled process %d", old)
+	}
+	openGate(t, c)
+	if body, err := response(c); body != "ok" || err != nil {
+		t.Errorf("the in-flight request: %q, %v", body, err)
+	}
+	p.Release(c, true)
+	logs.waitFor(t, "recycled worker process exited", old)
+	if e := logs.FilterMessageSnippet("killing it").All(); len(e) > 0 {
+		t.Errorf("killed: %v", e[0].Message)
+	}
+	logs.noCrashes(t)
+}
+
+func TestGracefulTimeout(t *testing.T) {
+	cfg := lifecycleConfig(t, 1, 1)
+	cfg.GracefulTimeout = 200 * time.Millisecond
+	p, logs := startWatchedPool(t, cfg)
+	c := gated(t, p)
+	old := c.PID()
+	p.recycle(c.proc, "test")
+	logs.waitFor(t, "recycled worker process still has requests after the graceful timeout; killing it", old)
+	if _, err := response(c); err == nil {
+		t.Error("the request outliving graceful_timeout completed")
+	}
+	p.Release(c, false)
+	if e := logs.waitFor(t, "recycled worker process exited", old); e.ContextMap()["status"] != "killed by signal killed" {
+		t.Errorf("exit status %v", e.ContextMap()["status"])
+	}
+	if pid := mustGet(t, p, "/"); pid == old {
+		t.Errorf("still served by %d", old)
+	}
+	logs.noCrashes(t)
+}
+
+// TestShutdownTimeout: a recycled process that does not exit once its
+// connections are closed is killed.
+func TestShutdownTimeout(t *testing.T) {
+	cfg := lifecycleConfig(t, 1, 1)
+	cfg.ShutdownTimeout = 200 * time.Millisecond
+	p, logs := startWatchedPool(t, cfg)
+	old := mustGet(t, p, "/linger")
+	p.mu.Lock()
+	proc := p.procs[0]
+	p.mu.Unlock()
+	p.recycle(proc, "test")
+	logs.waitFor(t, "recycled worker process did not exit after its connections closed; killing it", old)
+	logs.waitFor(t, "recycled worker process exited", old)
+	if pid := mustGet(t, p, "/"); pid == old {
+		t.Errorf("still served by %d", old)
+	}
+	logs.noCrashes(t)
+}
+
+// TestOutOfStepRecyclesGracefully: a broken connection costs its process,
+// but not the process's other requests.
+func TestOutOfStepRecyclesGracefully(t *testing.T) {
+	p, logs := startWatchedPool(t, lifecycleConfig(t, 1, 2))
+	c := gated(t, p)
+	old := c.PID()
+	broken, _ := p.Acquire(context.Background(), nil)
+	p.Release(broken, false)
+	if r := logs.reason(old); r != "connection out of step" {
+		t.Errorf("recycle reason %q", r)
+	}
+	openGate(t, c)
+	if body, err := response(c); body != "ok" || err != nil {
+		t.Errorf("the other request: %q, %v", body, err)
+	}
+	p.Release(c, true)
+	if pid := mustGet(t, p, "/"); pid == old {
+		t.Errorf("still served by %d", old)
+	}
+	logs.waitFor(t, "recycled worker process exited", old)
+	logs.noCrashes(t)
+}
+
+// TestScriptReloading: touching the script replaces every process without
+// failing a request of a continuous load.
+func TestScriptReloading(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "app.wsgi")
+	src, err := os.ReadFile("testdata/lifecycle.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(script, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := lifecycleConfig(t, 2, 2)
+	cfg.App = script
+	cfg.ScriptReloading = true
+	p, logs := startWatchedPool(t, cfg)
+	p.mu.Lock()
+	old := []int{p.procs[0].pid, p.procs[1].pid}
+	p.mu.Unlock()
+
+	var failed atomic.Int64
+	stop := make(chan struct{})
+	sawNew := make(chan struct{})
+	var once sync.Once
+	var load sync.WaitGroup
+	for range 4 {
+		load.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				pid, err := get(p, "/")
+				if err != nil {
+					failed.Add(1)
+					t.Error(err)
+				} else if !slices.Contains(old, pid) {
+					once.Do(func() { close(sawNew) })
+				}
+			}
+		})
+	}
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(script, later, later); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range old {
+		logs.waitFor(t, "recycled worker process exited", pid)
+	}
+	select {
+	case <-sawNew:
+	case <-time.After(10 * time.Second):
+		t.Error("no request of the load went to a new process")
+	}
+	close(stop)
+	load.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Errorf("%d requests failed during the reload", n)
+	}
+	for _, pid := range old {
+		if r := logs.reason(pid); r != "script changed" {
+			t.Errorf("pid %d recycle reason %q", pid, r)
+		}
+	}
+	logs.noCrashes(t)
+}
+
+// TestReloadFailureKeepsProcess: a script that no longer loads leaves the
+// running processes serving.
+func TestReloadFailureKeepsProcess(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "app.wsgi")
+	src, err := os.ReadFile("testdata/lifecycle.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(script, src, 0o644)
+	cfg := lifecycleConfig(t, 1, 1)
+	cfg.App = script
+	p, logs := startWatchedPool(t, cfg)
+	first := mustGet(t, p, "/")
+	os.WriteFile(script, []byte("raise RuntimeError('broken')\n"), 0o644)
+	p.Reload("test")
+	logs.waitFor(t, "could not reload the application; the old worker process keeps serving", 0)
+	if pid := mustGet(t, p, "/"); pid != first {
+		t.Errorf("served by %d, not the running process %d", pid, first)
+	}
+}
+
+// TestCloseWhileRecycling: Close stops a process still draining and its
+// replacement still starting, and leaves no goroutine behind.
+func TestCloseWhileRecycling(t *testing.T) {
+	cfg := lifecycleConfig(t, 1, 1)
+	core, _ := observer.New(zap.InfoLevel)
+	p, err := New(cfg, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := gated(t, p)
+	old := c.PID()
+	p.recycle(c.proc, "test")
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p.Release(c, false)
+	if err := syscall.Kill(old, 0); err == nil {
+		t.Errorf("recycled process %d still running", old)
+	}
+	p.mu.Lock()
+	left := len(p.all)
+	p.mu.Unlock()
+	if left > 0 {
+		t.Errorf("%d processes not reaped", left)
+	}
+	for _, g := range poolGoroutines() {
+		t.Errorf("goroutine left after Close:\n%s", g)
+	}
+}
+
+// poolGoroutines are the stacks of the goroutines running the pool's code,
+// tests apart.
+func poolGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	var found []string
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "caddy-wsgi/pool.") && !strings.Contains(g, "caddy-wsgi/pool.Test") {
+			found = append(found, g)
+		}
+	}
+	return found
+}

@@ -1,0 +1,20 @@
+# The lifecycle tests' application. /gate answers once its request body ends,
+# so that a test decides when an in-flight request finishes; /grow keeps 32 MiB
+# more for as long as the process lives; /linger starts a thread that keeps
+# the process from exiting.
+import threading
+import time
+
+hoard = []
+
+
+def application(environ, start_response):
+    path = environ['PATH_INFO']
+    if path == '/gate':
+        environ['wsgi.input'].read()
+    elif path == '/grow':
+        hoard.append(b'x' * (32 << 20))
+    elif path == '/linger':
+        threading.Thread(target=time.sleep, args=(3600,), daemon=False).start()
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'ok']
