@@ -1,6 +1,7 @@
 package caddywsgi_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -126,13 +127,25 @@ func runUntilExit(t *testing.T, site string, globals ...string) (string, int) {
 	return string(out), cmd.ProcessState.ExitCode()
 }
 
-// processExists reports nil if a process with this pid is running.
-func processExists(pid string) error {
+// waitExit waits for a process that is not the test's child to exit: its
+// pidfd becomes readable when it does.
+func waitExit(t *testing.T, pid string) {
+	t.Helper()
 	n, err := strconv.Atoi(pid)
 	if err != nil {
-		return err
+		t.Fatal(err)
 	}
-	return syscall.Kill(n, 0)
+	fd, err := unix.PidfdOpen(n, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return // gone already
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if ready, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 20_000); err != nil || ready != 1 {
+		t.Errorf("process %d still running 20s later", n)
+	}
 }
 
 // TestNoOrphansWhenCaddyDies: workers exit when Caddy is killed outright

@@ -135,7 +135,13 @@ var pools = caddy.NewUsagePool()
 
 type poolDestructor struct{ *pool.Pool }
 
-func (d poolDestructor) Destruct() error { return d.Close() }
+// Destruct stops the pool in the background: Caddy does not hold up a config
+// reload for requests still in flight on the old config, and neither does
+// the pool, which lets them finish within graceful_timeout.
+func (d poolDestructor) Destruct() error {
+	go d.Close()
+	return nil
+}
 
 // Interface guards
 var (

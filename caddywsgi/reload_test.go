@@ -55,11 +55,24 @@ func TestReloadKeepsUnchangedPool(t *testing.T) {
 		t.Errorf("unchanged pool restarted across a reload: pid %s became %s", pid, after)
 	}
 
+	// A changed pool is replaced, and a request in flight on the old one
+	// finishes first.
+	sleeping := inBackground(c.URL("/sleep?ms=1000"))
+	c.waitLog("sleeping for 1000 ms")
 	load(site("three", 3))
-	if _, after := get(t, plainClient, "GET", c.URL("/pid"), nil); after == pid {
+	if o := <-sleeping; o.status != 200 || o.body != "slept" {
+		t.Errorf("the request in flight across the reload: %+v", o)
+	}
+	_, changed := get(t, plainClient, "GET", c.URL("/pid"), nil)
+	if changed == pid {
 		t.Errorf("changed pool kept its process %s", pid)
 	}
-	if err := processExists(pid); err == nil {
-		t.Errorf("the old pool's process %s is still running", pid)
+	waitExit(t, pid)
+
+	// A pool no longer in the config is stopped.
+	load(":{http_port} {\n\trespond \"no wsgi\" 200\n}")
+	if _, body := get(t, plainClient, "GET", c.URL("/pid"), nil); body != "no wsgi" {
+		t.Errorf("after removing the application: %q", body)
 	}
+	waitExit(t, changed)
 }

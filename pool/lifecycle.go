@@ -43,10 +43,17 @@ func (p *Pool) recycleLocked(proc *process, reason string) {
 	}()
 }
 
-// retireLocked takes proc out of service: it gets no new request, the
-// connections of its idle threads close now and the others' as their
-// requests end, and a worker exits once all its connections are closed.
+// retireLocked takes proc out of service, and drains it.
 func (p *Pool) retireLocked(proc *process) {
+	p.outOfServiceLocked(proc)
+	p.wg.Add(1)
+	go p.drain(proc)
+}
+
+// outOfServiceLocked makes proc take no new request: the connections of its
+// idle threads close now and the others' as their requests end (drained is
+// closed then), and a worker exits once all its connections are closed.
+func (p *Pool) outOfServiceLocked(proc *process) {
 	if slot := p.slotLocked(proc); slot >= 0 {
 		p.procs[slot] = nil
 	}
@@ -60,8 +67,6 @@ func (p *Pool) retireLocked(proc *process) {
 	if proc.busy == 0 {
 		close(proc.drained)
 	}
-	p.wg.Add(1)
-	go p.drain(proc)
 }
 
 // drain kills a recycled process that still has requests after

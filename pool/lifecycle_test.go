@@ -437,10 +437,12 @@ func TestCloseWhileRecycling(t *testing.T) {
 	c := gated(t, p)
 	old := c.PID()
 	p.recycle(c.proc, "test")
-	if err := p.Close(); err != nil {
+	closed := make(chan error)
+	go func() { closed <- p.Close() }()
+	p.Release(c, false)
+	if err := <-closed; err != nil {
 		t.Fatal(err)
 	}
-	p.Release(c, false)
 	if err := syscall.Kill(old, 0); err == nil {
 		t.Errorf("recycled process %d still running", old)
 	}

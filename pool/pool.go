@@ -437,8 +437,9 @@ func (w *waiter) deliver(c *Conn) {
 	}
 }
 
-// Close stops the pool: waiting requests fail, every connection is closed (a
-// worker exits when its connections close), processes still running after
+// Close stops the pool: waiting requests fail, requests in flight finish
+// within GracefulTimeout, then every connection is closed (a worker exits
+// when its connections close), processes still running after
 // ShutdownTimeout are killed, and Close returns once every process and
 // goroutine of the pool has ended.
 func (p *Pool) Close() error {
@@ -454,23 +455,31 @@ func (p *Pool) Close() error {
 		e.Value = nil
 	}
 	p.waiters.Init()
-	for _, proc := range p.procs {
-		if proc != nil {
-			proc.stopTimers()
-		}
-	}
 	// Recycled and starting processes too.
 	procs := slices.Collect(maps.Keys(p.all))
+	for _, proc := range procs {
+		if !proc.recycled {
+			p.outOfServiceLocked(proc)
+		}
+	}
 	p.mu.Unlock()
 
+	graceful := time.Now().Add(p.cfg.GracefulTimeout)
 	for _, proc := range procs {
+		select {
+		case <-proc.drained:
+		case <-proc.exited:
+		case <-time.After(time.Until(graceful)):
+			p.log.Warn("worker process still has requests after the graceful timeout; stopping it",
+				zap.Int("pid", proc.pid), zap.Duration("graceful_timeout", p.cfg.GracefulTimeout))
+		}
 		proc.closeConns()
 	}
-	deadline := time.Now().Add(p.cfg.ShutdownTimeout)
+	shutdown := time.Now().Add(p.cfg.ShutdownTimeout)
 	for _, proc := range procs {
 		select {
 		case <-proc.exited:
-		case <-time.After(time.Until(deadline)):
+		case <-time.After(time.Until(shutdown)):
 			p.log.Warn("worker process did not exit after its connections closed; killing it", zap.Int("pid", proc.pid))
 			proc.kill()
 			<-proc.exited

@@ -243,28 +243,37 @@ func TestBrokenConnectionReplacesProcess(t *testing.T) {
 	p.Release(c, true)
 }
 
+// TestClose: Close fails waiting requests and refuses new ones at once, lets
+// requests in flight finish, then stops every process.
 func TestClose(t *testing.T) {
 	p, _ := startPool(t, testConfig(t, 2, 1))
-	c, _ := p.Acquire(context.Background(), nil)
-	pid := c.PID()
-	p.Release(c, true)
 	busy, _ := p.Acquire(context.Background(), nil)
 	other, _ := p.Acquire(context.Background(), nil)
+	pids := []int{busy.PID(), other.PID()}
 	waiting := acquireQueued(p, nil)
-	if err := p.Close(); err != nil {
-		t.Fatal(err)
-	}
+	closed := make(chan error)
+	go func() { closed <- p.Close() }()
 	if a := <-waiting; !errors.Is(a.err, ErrClosed) {
 		t.Errorf("waiting request after Close: %v", a.err)
 	}
 	if _, err := p.Acquire(context.Background(), nil); !errors.Is(err, ErrClosed) {
 		t.Errorf("Acquire after Close: %v", err)
 	}
-	if err := syscall.Kill(pid, 0); err == nil {
-		t.Errorf("process %d still running after Close", pid)
+	// A request in flight still completes.
+	busy.Write(helloRequest())
+	if body := readResponse(t, busy); body != "Hello, world!" {
+		t.Errorf("request in flight during Close: %q", body)
 	}
 	p.Release(busy, true)
 	p.Release(other, true)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); err == nil {
+			t.Errorf("process %d still running after Close", pid)
+		}
+	}
 	if _, err := os.Stat(p.runtimeDir); !os.IsNotExist(err) {
 		t.Errorf("runtime directory %s left behind", p.runtimeDir)
 	}
