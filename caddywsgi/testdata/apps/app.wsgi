@@ -139,6 +139,27 @@ def sleep(environ, start_response):
     return ok(start_response, b'slept')
 
 
+grown = []
+
+
+def grow(environ, start_response):
+    """Keeps mb more MiB resident, for memory_limit: filled bytes, so the pages are touched."""
+    grown.append(b'\x01' * (int(query(environ, 'mb')) << 20))
+    return ok(start_response, ('%d %d' % (os.getpid(), sum(map(len, grown)) >> 20)).encode())
+
+
+def wait_for_file(environ, start_response):
+    """Answers once the file at path exists (the test's signal), or after 10 s."""
+    path = query(environ, 'path')
+    print('waiting for %s in pid %d' % (path, os.getpid()), flush=True)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            return ok(start_response, b'gave up')
+        time.sleep(0.005)
+    return ok(start_response, b'appeared')
+
+
 def getenv(environ, start_response):
     return ok(start_response, os.environ.get(query(environ, 'name'), '').encode())
 
@@ -191,7 +212,7 @@ ROUTES = {
     '/bad-status': bad_status,
     '/write': write_callable, '/cl-short': short_content_length, '/cl-long': long_content_length,
     '/file': file_response, '/block': block, '/sleep': sleep, '/pid': pid, '/getenv': getenv, '/logs': logs, '/exc-info': exc_info,
-    '/closing': closing, '/cookies': cookies,
+    '/closing': closing, '/cookies': cookies, '/grow': grow, '/wait-for-file': wait_for_file,
 }
 
 
