@@ -47,7 +47,7 @@ type Config struct {
 
 	// PythonHome is a virtualenv (or installation) prefix: its interpreter
 	// and site-packages are used. Its bin/python (or bin/python3) is run in
-	// place of Python; starting a process fails if it has neither.
+	// place of Python; New fails if it has neither.
 	PythonHome string
 	// PythonPath lists directories added with site.addsitedir, so .pth files
 	// in them are honoured. They go at the end of sys.path, before the
@@ -141,7 +141,13 @@ type Pool struct {
 // New starts a pool and returns once every process has loaded the
 // application, or with the first process's error if one could not.
 func New(cfg Config, logger *zap.Logger) (*Pool, error) {
-	if cfg.Python == "" {
+	if cfg.PythonHome != "" {
+		python, err := homeInterpreter(cfg.PythonHome)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Python = python
+	} else if cfg.Python == "" {
 		cfg.Python = "python3"
 	}
 	if cfg.Callable == "" {

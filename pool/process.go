@@ -74,10 +74,6 @@ func (c *Conn) PID() int { return c.proc.pid }
 // spawn starts a process and waits for its HELLO on every connection.
 func (p *Pool) spawn() (*process, error) {
 	cfg := p.cfg
-	interp, err := interpreter(cfg)
-	if err != nil {
-		return nil, err
-	}
 	proc := &process{pool: p, exited: make(chan struct{}), output: &tailBuffer{max: 40}}
 	childEnds := make([]*os.File, 0, cfg.Threads+1)
 	defer func() {
@@ -115,7 +111,7 @@ func (p *Pool) spawn() (*process, error) {
 		args = append(args, "--control-fd", strconv.Itoa(3+cfg.Threads),
 			"--heartbeat", strconv.FormatFloat((cfg.DeadlockTimeout/4).Seconds(), 'f', -1, 64))
 	}
-	cmd := exec.Command(interp, args...)
+	cmd := exec.Command(cfg.Python, args...)
 	cmd.Dir = cfg.Dir
 	cmd.Env = os.Environ()
 	if cfg.Lang != "" {
@@ -138,7 +134,7 @@ func (p *Pool) spawn() (*process, error) {
 		if control != nil {
 			control.Close()
 		}
-		return nil, fmt.Errorf("starting Python interpreter %q: %w", interp, err)
+		return nil, fmt.Errorf("starting Python interpreter %q: %w", cfg.Python, err)
 	}
 	proc.cmd, proc.pid, proc.started = cmd, cmd.Process.Pid, time.Now()
 	p.track(proc)
@@ -171,15 +167,12 @@ func (p *Pool) spawn() (*process, error) {
 	return proc, nil
 }
 
-// interpreter is the Python to start. PythonHome's own bin/python is what
+// homeInterpreter is the Python in a python home. Its own bin/python is what
 // makes its site-packages the ones used: CPython finds a virtualenv's
 // pyvenv.cfg next to the path it was started as.
-func interpreter(cfg Config) (string, error) {
-	if cfg.PythonHome == "" {
-		return cfg.Python, nil
-	}
+func homeInterpreter(pythonHome string) (string, error) {
 	// Absolute, because exec resolves a relative path against cmd.Dir.
-	home, err := filepath.Abs(cfg.PythonHome)
+	home, err := filepath.Abs(pythonHome)
 	if err != nil {
 		return "", err
 	}
