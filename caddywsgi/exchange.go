@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -147,6 +148,7 @@ type exchange struct {
 	shortFile   bool
 	unflushed   bool // body bytes written since the last flush
 	released    bool
+	workerGone  bool // the worker died during the exchange
 	rc          *http.ResponseController
 
 	bodyRest bool          // the body goes on past the first window
@@ -167,6 +169,10 @@ func (e *exchange) release() {
 	if e.h.requestTimeout > 0 {
 		e.c.SetReadDeadline(time.Time{})
 	}
+	if e.workerGone {
+		e.h.pool.Lost(e.c)
+		return
+	}
 	e.h.pool.Release(e.c, !e.broken)
 }
 
@@ -184,6 +190,9 @@ func (e *exchange) relay() error {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				return e.timedOut()
 			}
+			// The worker died (killed, or crashed): its exit is the pool's
+			// to report, not a fault of this connection.
+			e.workerGone = errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 			return e.workerFailed(err)
 		}
 		switch f.Type {

@@ -417,6 +417,25 @@ func (p *Pool) Release(c *Conn, reusable bool) {
 	w.deliver(c)
 }
 
+// Lost returns a connection whose worker died while it was in use (it read
+// the end of the stream, or a reset). The process gets no further request;
+// supervise logs its exit and starts its replacement.
+func (p *Pool) Lost(c *Conn) {
+	proc := c.proc
+	p.mu.Lock()
+	proc.dead = true
+	for _, idle := range proc.idle {
+		idle.close()
+	}
+	proc.idle = nil
+	proc.busy--
+	if proc.recycled && proc.busy == 0 {
+		close(proc.drained)
+	}
+	p.mu.Unlock()
+	c.close()
+}
+
 // releaseLocked makes c idle, or returns the waiter it now belongs to, for
 // the caller to deliver it to once it has unlocked p.mu.
 func (p *Pool) releaseLocked(c *Conn) *waiter {
