@@ -102,3 +102,29 @@ func TestSplitPath(t *testing.T) {
 		}
 	}
 }
+
+// TestEverySettingIsAccepted keeps settingNames, which error messages list,
+// in step with what DaemonGroup.set accepts.
+func TestEverySettingIsAccepted(t *testing.T) {
+	values := map[string][]string{
+		"callable_object": {"app"}, "deadlock_timeout": {"60s"}, "display_name": {"%{GROUP}"},
+		"env": {"A", "B"}, "graceful_timeout": {"15s"}, "home": {"/srv"}, "import_script": {"/srv/pre.py"},
+		"inactivity_timeout": {"1h"}, "lang": {"C.UTF-8"}, "locale": {"C.UTF-8"}, "max_queue": {"100"},
+		"maximum_requests": {"1000"}, "memory_limit": {"1GB"}, "processes": {"2"}, "python": {"python3"},
+		"python_home": {"/srv/venv"}, "python_path": {"/srv/lib"}, "queue_timeout": {"45s"},
+		"request_timeout": {"60s"}, "restart_interval": {"1h"}, "script_reloading": {"off"},
+		"shutdown_timeout": {"5s"}, "startup_timeout": {"15s"}, "threads": {"15"}, "umask": {"0027"},
+	}
+	if len(values) != len(settingNames) {
+		t.Errorf("%d settings listed, %d tested", len(settingNames), len(values))
+	}
+	for _, name := range settingNames {
+		var g DaemonGroup
+		if err := g.set(name, values[name]); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if reflect.DeepEqual(g, DaemonGroup{}) {
+			t.Errorf("%s set nothing", name)
+		}
+	}
+}
