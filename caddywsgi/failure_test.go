@@ -1,6 +1,7 @@
 package caddywsgi_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -176,17 +177,22 @@ func TestNoOrphansWhenCaddyDies(t *testing.T) {
 	}
 }
 
-// workerPIDs returns the pids of Caddy's worker processes.
+// workerPIDs returns the pids of Caddy's worker processes: its children.
 func workerPIDs(t *testing.T, c *caddy) []int {
 	t.Helper()
-	out, err := exec.Command("pgrep", "-P", strconv.Itoa(c.cmd.Process.Pid)).Output()
-	if err != nil {
-		t.Fatalf("pgrep: %v", err)
-	}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	var pids []int
-	for _, f := range strings.Fields(string(out)) {
-		pid, _ := strconv.Atoi(f)
-		pids = append(pids, pid)
+	for _, stat := range stats {
+		data, err := os.ReadFile(stat)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// The parent pid is the second field after the parenthesised name.
+		fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(c.cmd.Process.Pid) {
+			pid, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(stat, "/proc/"), "/stat"))
+			pids = append(pids, pid)
+		}
 	}
 	if len(pids) == 0 {
 		t.Fatal("caddy has no worker processes")
