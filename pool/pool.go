@@ -324,12 +324,8 @@ func (p *Pool) Acquire(ctx context.Context, req []byte) (*Conn, error) {
 		// crashed, and try another thread.
 		p.log.Warn("worker process gone before it received a request; retrying on another",
 			zap.Int("pid", c.PID()), zap.Error(c.sendErr))
-		p.mu.Lock()
-		c.proc.dead = true
-		c.proc.idle = nil
-		p.mu.Unlock()
 		c.proc.kill()
-		p.Release(c, false)
+		p.Lost(c)
 	}
 }
 
@@ -423,17 +419,24 @@ func (p *Pool) Release(c *Conn, reusable bool) {
 func (p *Pool) Lost(c *Conn) {
 	proc := c.proc
 	p.mu.Lock()
-	proc.dead = true
-	for _, idle := range proc.idle {
-		idle.close()
-	}
-	proc.idle = nil
+	p.condemnLocked(proc)
 	proc.busy--
 	if proc.recycled && proc.busy == 0 {
 		close(proc.drained)
 	}
 	p.mu.Unlock()
 	c.close()
+}
+
+// condemnLocked takes a process that is dying, or must die, out of dispatch
+// at once: no request goes to it, and its idle threads' connections close.
+// supervise logs its exit and starts its replacement.
+func (p *Pool) condemnLocked(proc *process) {
+	proc.dead = true
+	for _, c := range proc.idle {
+		c.close()
+	}
+	proc.idle = nil
 }
 
 // releaseLocked makes c idle, or returns the waiter it now belongs to, for

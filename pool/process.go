@@ -243,8 +243,7 @@ func (proc *process) watchHeartbeats(control *net.UnixConn, timeout time.Duratio
 			// while it is being reaped; supervise starts its replacement.
 			p := proc.pool
 			p.mu.Lock()
-			proc.dead = true
-			proc.idle = nil
+			p.condemnLocked(proc)
 			p.mu.Unlock()
 			proc.kill()
 		}
