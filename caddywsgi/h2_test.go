@@ -2,9 +2,14 @@ package caddywsgi_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go/http3"
 )
 
 func TestHTTPSAndHTTP2(t *testing.T) {
@@ -71,4 +76,40 @@ func TestHTTPSAndHTTP2(t *testing.T) {
 	if res, body = get(t, client, "GET", c.HTTPSURL("/app/pid"), nil); res.StatusCode != 200 || body == "" {
 		t.Errorf("after the reset: %d %q", res.StatusCode, body)
 	}
+}
+
+// TestHTTP3: the same application over HTTP/3 (QUIC), which Caddy serves on
+// the HTTPS port's UDP side.
+func TestHTTP3(t *testing.T) {
+	c := startCaddy(t, `https://localhost:{https_port} {
+	tls internal
+	wsgi_script /app {apps}/app.wsgi {
+		python {python}
+		threads 2
+	}
+}`)
+	transport := &http3.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"}}
+	t.Cleanup(func() { transport.Close() })
+	client := &http.Client{Timeout: 30 * time.Second, Transport: transport}
+
+	res, body := get(t, client, "GET", c.HTTPSURL("/app/env"), nil)
+	if res.ProtoMajor != 3 {
+		t.Fatalf("protocol %s, want HTTP/3", res.Proto)
+	}
+	env := environOf(t, res, body)
+	if env["SERVER_PROTOCOL"] != "HTTP/3.0" || env["wsgi.url_scheme"] != "https" || env["PATH_INFO"] != "/env" {
+		t.Errorf("environ over HTTP/3: SERVER_PROTOCOL %v, scheme %v, PATH_INFO %v", env["SERVER_PROTOCOL"], env["wsgi.url_scheme"], env["PATH_INFO"])
+	}
+	if _, body := get(t, client, "POST", c.HTTPSURL("/app/echo"), strings.NewReader("over h3")); body != "over h3" {
+		t.Errorf("POST over HTTP/3: %q", body)
+	}
+	// A response that dies half way resets the stream.
+	res, err := client.Get(c.HTTPSURL("/app/error-after"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(res.Body); err == nil {
+		t.Errorf("aborted response over HTTP/3 read cleanly: %q", b)
+	}
+	res.Body.Close()
 }
