@@ -114,6 +114,7 @@ func TestEverySettingIsAccepted(t *testing.T) {
 		"python_home": {"/srv/venv"}, "python_path": {"/srv/lib"}, "queue_timeout": {"45s"},
 		"request_timeout": {"60s"}, "restart_interval": {"1h"}, "script_reloading": {"off"},
 		"shutdown_timeout": {"5s"}, "startup_timeout": {"15s"}, "threads": {"15"}, "umask": {"0027"},
+		"user": {"www-data"}, "group": {"www-data"}, "supplementary_groups": {"ssl-cert", "adm"},
 	}
 	if len(values) != len(settingNames) {
 		t.Errorf("%d settings listed, %d tested", len(settingNames), len(values))

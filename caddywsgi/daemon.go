@@ -58,6 +58,17 @@ type DaemonGroup struct {
 	// application is loaded (mod_wsgi's WSGIImportScript).
 	ImportScript string `json:"import_script,omitempty"`
 
+	// The user the workers run as (name or number), with its HOME, USER and
+	// LOGNAME. Caddy must run as root to use another user. Default: Caddy's
+	// user.
+	User string `json:"user,omitempty"`
+
+	// The workers' group. Default: the user's primary group.
+	Group string `json:"group,omitempty"`
+
+	// The workers' supplementary groups. Default: the user's.
+	SupplementaryGroups []string `json:"supplementary_groups,omitempty"`
+
 	// The workers' umask, in octal, such as "0027". Default: Caddy's.
 	Umask string `json:"umask,omitempty"`
 
@@ -126,31 +137,34 @@ func (g *DaemonGroup) poolConfig(name, app, callable string) (pool.Config, error
 		return pool.Config{}, fmt.Errorf("set python or python_home, not both: python_home's interpreter is %s/bin/python", g.PythonHome)
 	}
 	cfg := pool.Config{
-		Name:              name,
-		Python:            g.Python,
-		PythonHome:        g.PythonHome,
-		PythonPath:        g.PythonPath,
-		App:               app,
-		Callable:          callable,
-		Processes:         g.Processes,
-		Threads:           g.Threads,
-		Dir:               g.Home,
-		Lang:              g.Lang,
-		Locale:            g.Locale,
-		DisplayName:       g.DisplayName,
-		ImportScript:      g.ImportScript,
-		Umask:             -1,
-		StartupTimeout:    time.Duration(g.StartupTimeout),
-		QueueTimeout:      time.Duration(g.QueueTimeout),
-		MaxQueue:          g.MaxQueue,
-		MaximumRequests:   g.MaximumRequests,
-		RestartInterval:   time.Duration(g.RestartInterval),
-		InactivityTimeout: time.Duration(g.InactivityTimeout),
-		GracefulTimeout:   time.Duration(g.GracefulTimeout),
-		ShutdownTimeout:   time.Duration(g.ShutdownTimeout),
-		MemoryLimit:       g.MemoryLimit,
-		DeadlockTimeout:   time.Duration(g.DeadlockTimeout),
-		ScriptReloading:   g.ScriptReloading == nil || *g.ScriptReloading,
+		Name:                name,
+		Python:              g.Python,
+		PythonHome:          g.PythonHome,
+		PythonPath:          g.PythonPath,
+		App:                 app,
+		Callable:            callable,
+		Processes:           g.Processes,
+		Threads:             g.Threads,
+		Dir:                 g.Home,
+		Lang:                g.Lang,
+		Locale:              g.Locale,
+		DisplayName:         g.DisplayName,
+		ImportScript:        g.ImportScript,
+		User:                g.User,
+		Group:               g.Group,
+		SupplementaryGroups: g.SupplementaryGroups,
+		Umask:               -1,
+		StartupTimeout:      time.Duration(g.StartupTimeout),
+		QueueTimeout:        time.Duration(g.QueueTimeout),
+		MaxQueue:            g.MaxQueue,
+		MaximumRequests:     g.MaximumRequests,
+		RestartInterval:     time.Duration(g.RestartInterval),
+		InactivityTimeout:   time.Duration(g.InactivityTimeout),
+		GracefulTimeout:     time.Duration(g.GracefulTimeout),
+		ShutdownTimeout:     time.Duration(g.ShutdownTimeout),
+		MemoryLimit:         g.MemoryLimit,
+		DeadlockTimeout:     time.Duration(g.DeadlockTimeout),
+		ScriptReloading:     g.ScriptReloading == nil || *g.ScriptReloading,
 	}
 	if g.Umask != "" {
 		umask, err := strconv.ParseUint(g.Umask, 8, 16)
@@ -186,7 +200,7 @@ var settingNames = []string{
 	"import_script", "inactivity_timeout", "lang", "locale", "max_queue", "maximum_requests",
 	"memory_limit", "processes", "python", "python_home", "python_path", "queue_timeout",
 	"request_timeout", "restart_interval", "script_reloading", "shutdown_timeout",
-	"startup_timeout", "threads", "umask",
+	"startup_timeout", "supplementary_groups", "threads", "umask", "user", "group",
 }
 
 // set applies one setting, given as in a Caddyfile block (name, then its
@@ -253,6 +267,16 @@ func (g *DaemonGroup) set(name string, args []string) error {
 		return text(&g.ImportScript)
 	case "callable_object":
 		return text(&g.CallableObject)
+	case "user":
+		return text(&g.User)
+	case "group":
+		return text(&g.Group)
+	case "supplementary_groups":
+		if len(args) == 0 {
+			return fmt.Errorf("supplementary_groups takes one or more groups")
+		}
+		g.SupplementaryGroups = append(g.SupplementaryGroups, args...)
+		return nil
 	case "umask":
 		if err := text(&g.Umask); err != nil {
 			return err
@@ -323,8 +347,9 @@ func (g *DaemonGroup) set(name string, args []string) error {
 }
 
 // setInline applies a setting written mod_wsgi style, as name=value. A
-// python_path value may list directories separated by colons, and an env
-// value is NAME=VALUE.
+// python_path value may list directories separated by colons, a
+// supplementary_groups value groups separated by commas, and an env value is
+// NAME=VALUE.
 func (g *DaemonGroup) setInline(token string) error {
 	name, value, ok := strings.Cut(token, "=")
 	if !ok {
@@ -333,6 +358,8 @@ func (g *DaemonGroup) setInline(token string) error {
 	switch strings.ReplaceAll(name, "-", "_") {
 	case "python_path":
 		return g.set(name, strings.Split(value, ":"))
+	case "supplementary_groups":
+		return g.set(name, strings.Split(value, ","))
 	case "env":
 		k, v, ok := strings.Cut(value, "=")
 		if !ok {

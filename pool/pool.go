@@ -61,6 +61,14 @@ type Config struct {
 	// aux, ps -f) and the command name (ps -e, top, pgrep), which Linux cuts
 	// to 15 bytes.
 	DisplayName string
+	// User runs the workers as this user (name or number), with its HOME,
+	// USER and LOGNAME; Caddy must run as root to use another user.
+	User string
+	// Group is the workers' group; default User's primary group.
+	Group string
+	// SupplementaryGroups are the workers' other groups; default User's, as
+	// a login gets them.
+	SupplementaryGroups []string
 	// ImportScript is a Python script run in each worker at start-up, before
 	// the application is loaded, as a module of its own (mod_wsgi's
 	// WSGIImportScript); naming the WSGI script itself preloads the
@@ -125,7 +133,8 @@ type Pool struct {
 	cfg        Config
 	log        *zap.Logger
 	runtimeDir string
-	script     string // the script file ScriptReloading watches, or ""
+	identity   *identity // nil: workers run as Caddy's user
+	script     string    // the script file ScriptReloading watches, or ""
 
 	mu      sync.Mutex
 	procs   []*process            // in service, one slot per process; nil while a slot's process starts
@@ -141,6 +150,10 @@ type Pool struct {
 // New starts a pool and returns once every process has loaded the
 // application, or with the first process's error if one could not.
 func New(cfg Config, logger *zap.Logger) (*Pool, error) {
+	id, err := lookupIdentity(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.PythonHome != "" {
 		python, err := homeInterpreter(cfg.PythonHome)
 		if err != nil {
@@ -183,7 +196,7 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("writing the worker runtime: %w", err)
 	}
-	p := &Pool{cfg: cfg, log: logger, runtimeDir: dir, script: reloadableScript(cfg),
+	p := &Pool{cfg: cfg, log: logger, runtimeDir: dir, identity: id, script: reloadableScript(cfg),
 		procs: make([]*process, cfg.Processes), all: make(map[*process]struct{}), stopped: make(chan struct{})}
 	// Before the processes load the script, so that no change is missed.
 	mtime := modTime(p.script)

@@ -114,6 +114,9 @@ func (p *Pool) spawn() (*process, error) {
 	cmd := exec.Command(cfg.Python, args...)
 	cmd.Dir = cfg.Dir
 	cmd.Env = os.Environ()
+	if p.identity != nil {
+		cmd.Env = append(cmd.Env, p.identity.env...)
+	}
 	if cfg.Lang != "" {
 		cmd.Env = append(cmd.Env, "LANG="+cfg.Lang)
 	}
@@ -127,6 +130,9 @@ func (p *Pool) spawn() (*process, error) {
 	// workers before Caddy has drained them. Pdeathsig: if Caddy dies, so do
 	// its workers.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if p.identity != nil {
+		cmd.SysProcAttr.Credential = p.identity.cred
+	}
 	stdout, _ := cmd.StdoutPipe()
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {

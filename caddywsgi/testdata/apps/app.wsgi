@@ -160,6 +160,12 @@ def wait_for_file(environ, start_response):
     return ok(start_response, b'appeared')
 
 
+def whoami(environ, start_response):
+    me = {'uid': os.getuid(), 'gid': os.getgid(), 'groups': sorted(os.getgroups()),
+          'HOME': os.environ.get('HOME'), 'USER': os.environ.get('USER')}
+    return ok(start_response, json.dumps(me).encode(), 'application/json')
+
+
 def getenv(environ, start_response):
     return ok(start_response, os.environ.get(query(environ, 'name'), '').encode())
 
@@ -211,7 +217,7 @@ ROUTES = {
     '/error-after': error_after, '/bad-header': bad_header, '/bad-header-name': bad_header_name,
     '/bad-status': bad_status,
     '/write': write_callable, '/cl-short': short_content_length, '/cl-long': long_content_length,
-    '/file': file_response, '/block': block, '/sleep': sleep, '/pid': pid, '/getenv': getenv, '/logs': logs, '/exc-info': exc_info,
+    '/file': file_response, '/block': block, '/sleep': sleep, '/pid': pid, '/getenv': getenv, '/whoami': whoami, '/logs': logs, '/exc-info': exc_info,
     '/closing': closing, '/cookies': cookies, '/grow': grow, '/wait-for-file': wait_for_file,
 }
 

@@ -1,0 +1,146 @@
+package caddywsgi_test
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"os/user"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const (
+	testUser  = "caddywsgi-test"
+	testExtra = "caddywsgi-extra"
+)
+
+// systemPython is an interpreter any user can run (the test virtualenv's
+// lives under root's home). scripts/test installs it.
+const systemPython = "/usr/bin/python3"
+
+// ensureTestUser creates an unprivileged user and a second group for it.
+func ensureTestUser(t *testing.T) (*user.User, *user.Group) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("switching the workers' user needs root")
+	}
+	if _, err := user.LookupGroup(testExtra); err != nil {
+		if out, err := exec.Command("groupadd", "--system", testExtra).CombinedOutput(); err != nil {
+			t.Fatalf("groupadd: %v %s", err, out)
+		}
+	}
+	if _, err := user.Lookup(testUser); err != nil {
+		out, err := exec.Command("useradd", "--system", "--home-dir", "/nonexistent/"+testUser, "--no-create-home",
+			"--shell", "/usr/sbin/nologin", "--groups", testExtra, testUser).CombinedOutput()
+		if err != nil {
+			t.Fatalf("useradd: %v %s", err, out)
+		}
+	}
+	u, err := user.Lookup(testUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := user.LookupGroup(testExtra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u, g
+}
+
+func TestWorkersRunAsUser(t *testing.T) {
+	u, extra := ensureTestUser(t)
+	c, err := launchCaddy(t, "admin off\n\twsgi_daemon unprivileged user="+testUser+" python="+systemPython, `:{http_port} {
+	wsgi_script / {apps}/app.wsgi process_group=unprivileged
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, body := get(t, plainClient, "GET", c.URL("/whoami"), nil)
+	if res.StatusCode != 200 {
+		t.Fatalf("%d %s", res.StatusCode, body)
+	}
+	var me struct {
+		UID, GID int
+		Groups   []int
+		HOME     string
+		USER     string
+	}
+	if err := json.Unmarshal([]byte(body), &me); err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	extraID, _ := strconv.Atoi(extra.Gid)
+	if me.UID != uid || me.GID != gid {
+		t.Errorf("worker runs as uid %d gid %d, want %d %d", me.UID, me.GID, uid, gid)
+	}
+	if !slices.Contains(me.Groups, extraID) || slices.Contains(me.Groups, 0) {
+		t.Errorf("worker groups %v, want %d (the user's) and not root's", me.Groups, extraID)
+	}
+	if me.HOME != u.HomeDir || me.USER != testUser {
+		t.Errorf("HOME %q USER %q, want %q %q", me.HOME, me.USER, u.HomeDir, testUser)
+	}
+}
+
+func TestWorkerGroupSettings(t *testing.T) {
+	u, _ := ensureTestUser(t)
+	c, err := launchCaddy(t, "admin off\n\twsgi_daemon unprivileged user="+testUser+" group=nogroup supplementary_groups=adm python="+systemPython, `:{http_port} {
+	wsgi_script / {apps}/app.wsgi process_group=unprivileged
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body := get(t, plainClient, "GET", c.URL("/whoami"), nil)
+	nogroup, _ := user.LookupGroup("nogroup")
+	adm, _ := user.LookupGroup("adm")
+	want := `"gid": ` + nogroup.Gid + `, "groups": [` + adm.Gid + `]`
+	if !strings.Contains(body, want) || !strings.Contains(body, `"uid": `+u.Uid) {
+		t.Errorf("whoami %s, want uid %s and %s", body, u.Uid, want)
+	}
+}
+
+func TestUnknownUserStopsCaddy(t *testing.T) {
+	log, code := runUntilExit(t, `:{http_port} {
+	wsgi_script / {apps}/app.wsgi user=no-such-user-here
+}`)
+	if code == 0 || !strings.Contains(log, `user \"no-such-user-here\": user: unknown user no-such-user-here`) {
+		t.Errorf("exit %d, log:\n%s", code, log)
+	}
+}
+
+// TestWorkerSocketsHaveNoAddress: every socket a worker holds is one end of
+// a socket pair, with no path or abstract name another local user could
+// connect to.
+func TestWorkerSocketsHaveNoAddress(t *testing.T) {
+	c := startCaddy(t, twoSingleThreadProcesses)
+	named := map[string]string{} // socket inode -> address, for bound UNIX sockets
+	table, err := os.ReadFile("/proc/net/unix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(table), "\n")[1:] {
+		if f := strings.Fields(line); len(f) >= 8 {
+			named[f[6]] = f[7]
+		}
+	}
+	for _, pid := range workerPIDs(t, c) {
+		fds, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+		sockets := 0
+		for _, fd := range fds {
+			link, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/fd/" + fd.Name())
+			inode, ok := strings.CutPrefix(link, "socket:[")
+			if !ok {
+				continue
+			}
+			sockets++
+			if addr, bound := named[strings.TrimSuffix(inode, "]")]; bound {
+				t.Errorf("worker %d holds a socket bound to %q", pid, addr)
+			}
+		}
+		if sockets == 0 {
+			t.Errorf("worker %d holds no socket: the check proves nothing", pid)
+		}
+	}
+}
