@@ -186,7 +186,6 @@ func (e *exchange) relay() error {
 		}
 		f, err := e.c.R.Next()
 		if err != nil {
-			e.broken = true
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				return e.timedOut()
 			}
@@ -198,7 +197,6 @@ func (e *exchange) relay() error {
 		switch f.Type {
 		case protocol.ResponseHead:
 			if e.headSeen {
-				e.broken = true
 				return e.workerFailed(fmt.Errorf("%w: a second RESPONSE_HEAD", protocol.ErrProtocol))
 			}
 			e.headSeen = true
@@ -208,24 +206,20 @@ func (e *exchange) relay() error {
 			}
 		case protocol.ResponseBody:
 			if !e.headSeen {
-				e.broken = true
 				return e.workerFailed(fmt.Errorf("%w: RESPONSE_BODY before RESPONSE_HEAD", protocol.ErrProtocol))
 			}
 			e.write(f.Payload)
 		case protocol.ResponseFile:
 			if err := e.sendFile(f.Payload); err != nil {
-				e.broken = true
 				return e.workerFailed(err)
 			}
 		case protocol.ResponseEnd:
 			if !e.headSeen {
-				e.broken = true
 				return e.workerFailed(fmt.Errorf("%w: RESPONSE_END before RESPONSE_HEAD", protocol.ErrProtocol))
 			}
 			return e.end(f.Flags&protocol.FlagAborted != 0)
 		case protocol.AppError:
 			if e.headSeen {
-				e.broken = true
 				return e.workerFailed(fmt.Errorf("%w: APP_ERROR after RESPONSE_HEAD", protocol.ErrProtocol))
 			}
 			if err := e.bodyError(); err != nil {
@@ -238,13 +232,11 @@ func (e *exchange) relay() error {
 				err = fmt.Errorf("%w: BODY_MORE while no request body is paused", protocol.ErrProtocol)
 			}
 			if err != nil {
-				e.broken = true
 				return e.workerFailed(err)
 			}
 		case protocol.Log:
 			e.log(logLevel(f.Flags), string(f.Payload))
 		default:
-			e.broken = true
 			return e.workerFailed(fmt.Errorf("%w: unexpected %s frame", protocol.ErrProtocol, f.Type))
 		}
 	}
@@ -407,7 +399,9 @@ func (e *exchange) abort() {
 }
 
 // workerFailed reports a worker that died or broke the protocol mid-request.
+// The connection is out of step from then on.
 func (e *exchange) workerFailed(err error) error {
+	e.broken = true
 	e.log(zapcore.ErrorLevel, "worker failed while handling the request", zap.Error(err))
 	if e.wroteHeader {
 		e.abort()
@@ -420,6 +414,7 @@ func (e *exchange) workerFailed(err error) error {
 // response if it had started. Its thread is still busy with it, so the
 // process is recycled.
 func (e *exchange) timedOut() error {
+	e.broken = true
 	e.log(zapcore.ErrorLevel, "request_timeout passed; recycling the worker process",
 		zap.Duration("request_timeout", e.h.requestTimeout))
 	if e.wroteHeader {

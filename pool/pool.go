@@ -229,9 +229,6 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 	return p, nil
 }
 
-// Capacity is how many requests the pool serves at once.
-func (p *Pool) Capacity() int { return p.cfg.Processes * p.cfg.Threads }
-
 // adopt puts a started process in service in its slot, hands its threads to
 // waiting requests, and supervises it. An older process in the slot is
 // recycled for reason; a newer one (a reload crossed a restart) makes this
@@ -413,10 +410,7 @@ func (p *Pool) Release(c *Conn, reusable bool) {
 		p.recycleLocked(proc, "connection out of step")
 	}
 	if proc.dead || proc.recycled || p.closed {
-		proc.busy--
-		if proc.recycled && proc.busy == 0 {
-			close(proc.drained)
-		}
+		p.dropLocked(c)
 		p.mu.Unlock()
 		c.close()
 		return
@@ -433,12 +427,19 @@ func (p *Pool) Lost(c *Conn) {
 	proc := c.proc
 	p.mu.Lock()
 	p.condemnLocked(proc)
-	proc.busy--
-	if proc.recycled && proc.busy == 0 {
-		close(proc.drained)
-	}
+	p.dropLocked(c)
 	p.mu.Unlock()
 	c.close()
+}
+
+// dropLocked counts c's thread as no longer busy for good, for a process
+// that takes no new request: the last one out marks it drained. The caller
+// closes c once it has unlocked p.mu.
+func (p *Pool) dropLocked(c *Conn) {
+	c.proc.busy--
+	if c.proc.recycled && c.proc.busy == 0 {
+		close(c.proc.drained)
+	}
 }
 
 // condemnLocked takes a process that is dying, or must die, out of dispatch

@@ -65,9 +65,6 @@ func (c *Conn) send(req []byte) {
 // Write sends bytes to the worker.
 func (c *Conn) Write(b []byte) (int, error) { return c.uc.Write(b) }
 
-// WriteBuffers sends several buffers with one system call.
-func (c *Conn) WriteBuffers(bufs *net.Buffers) (int64, error) { return bufs.WriteTo(c.uc) }
-
 // PID is the worker process's id, for logs.
 func (c *Conn) PID() int { return c.proc.pid }
 
