@@ -37,7 +37,7 @@ func TestCaddyfileExamples(t *testing.T) {
 				// The examples run python3 from PATH: make that the test venv's.
 				env = append(env, "PATH="+filepath.Dir(python())+":"+os.Getenv("PATH"))
 			}
-			c, err := runCaddyfile(t, filepath.Join(root, "caddyfile_examples", d.Name(), "Caddyfile"), root, env)
+			c, err := runCaddyfile(t, filepath.Join(root, "caddyfile_examples", d.Name(), "Caddyfile"), root, env, false)
 			if err != nil {
 				t.Fatal(err)
 			}

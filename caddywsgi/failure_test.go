@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -105,13 +104,17 @@ func TestBrokenApplicationStopsCaddy(t *testing.T) {
 // runUntilExit runs `caddy run` with a site block (and extra global
 // options) and returns its output and exit code once it exits.
 func runUntilExit(t *testing.T, site string, globals ...string) (string, int) {
-	dir := t.TempDir()
+	return runUntilExitAs(t, false, site, globals...)
+}
+
+// runUntilExitAs is runUntilExit with Caddy running as root if root is set.
+func runUntilExitAs(t *testing.T, root bool, site string, globals ...string) (string, int) {
+	dir := caddyDir(t)
 	config := "{\n\tadmin off\n\tpersist_config off\n\t" + strings.Join(globals, "\n\t") + "\n}\n" + site
 	config = strings.NewReplacer("{apps}", appsDir(t), "{python}", python(), "{http_port}", strconv.Itoa(freePort(t))).Replace(config)
 	file := filepath.Join(dir, "Caddyfile")
 	os.WriteFile(file, []byte(config), 0o644)
-	cmd := exec.Command(caddyBin, "run", "--config", file, "--adapter", "caddyfile")
-	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "HOME="+dir)
+	cmd := caddyCommand(dir, root, "run", "--config", file, "--adapter", "caddyfile")
 	done := make(chan struct{})
 	var out []byte
 	go func() {

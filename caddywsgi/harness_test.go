@@ -22,6 +22,12 @@ import (
 // it the way users do, as its own process.
 var caddyBin string
 
+// caddyUser is who the tests run Caddy as, when they run as root: an
+// unprivileged account, as in production (Debian's package runs Caddy as
+// user caddy), whose workers then run as that account with no user setting.
+// The tests of the user settings run a root Caddy. Nil: the tests' own user.
+var caddyUser *syscall.Credential
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "caddy-wsgi-test-")
 	if err != nil {
@@ -32,9 +38,42 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "building caddy: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	if os.Geteuid() == 0 {
+		if caddyUser, err = ensureTestUser(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Chmod(dir, 0o755)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// caddyDir is a temporary directory that the Caddy the tests run can write.
+func caddyDir(t testing.TB) string {
+	dir := t.TempDir()
+	if caddyUser != nil {
+		// t.TempDir's parent is private to root.
+		if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(dir, int(caddyUser.Uid), int(caddyUser.Gid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// caddyCommand is `caddy ARGS...` with its data and configuration in dir, run
+// as root or as caddyUser.
+func caddyCommand(dir string, root bool, args ...string) *exec.Cmd {
+	cmd := exec.Command(caddyBin, args...)
+	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "HOME="+dir)
+	if !root && caddyUser != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: caddyUser}
+	}
+	return cmd
 }
 
 // python is the interpreter the workers run: the test venv's, which has
@@ -66,8 +105,8 @@ type caddy struct {
 }
 
 // startCaddy runs `caddy run` with a Caddyfile site block and waits until it
-// serves. In the site block {apps} is the test apps' directory and {python}
-// the interpreter.
+// serves. In the site block {apps} is the test apps' directory, {python}
+// the interpreter and {tmp} a directory Caddy and its workers can write.
 func startCaddy(t testing.TB, site string) *caddy {
 	t.Helper()
 	c, err := launchCaddy(t, "admin off", site)
@@ -80,7 +119,19 @@ func startCaddy(t testing.TB, site string) *caddy {
 // launchCaddy is startCaddy with global options of its own (which must
 // include an admin setting).
 func launchCaddy(t testing.TB, globals, site string) (*caddy, error) {
-	dir := t.TempDir()
+	return launch(t, globals, site, false)
+}
+
+// launchRootCaddy is launchCaddy for a Caddy that runs as root.
+func launchRootCaddy(t testing.TB, globals, site string) (*caddy, error) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	return launch(t, globals, site, true)
+}
+
+func launch(t testing.TB, globals, site string, root bool) (*caddy, error) {
+	dir := caddyDir(t)
 	httpPort, httpsPort := freePort(t), freePort(t)
 	placeholders := strings.NewReplacer("{apps}", appsDir(t), "{python}", python(), "{tmp}", dir,
 		"{http_port}", strconv.Itoa(httpPort), "{https_port}", strconv.Itoa(httpsPort))
@@ -101,19 +152,19 @@ func launchCaddy(t testing.TB, globals, site string) (*caddy, error) {
 	if err := os.WriteFile(file, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := runCaddyfile(t, file, "", nil)
+	c, err := runCaddyfile(t, file, "", nil, root)
 	c.HTTPPort, c.HTTPSPort = httpPort, httpsPort
 	return c, err
 }
 
 // runCaddyfile runs `caddy run` on a Caddyfile, in workDir if not empty, and
 // waits until it serves.
-func runCaddyfile(t testing.TB, file, workDir string, env []string) (*caddy, error) {
-	dir := t.TempDir()
+func runCaddyfile(t testing.TB, file, workDir string, env []string, root bool) (*caddy, error) {
+	dir := caddyDir(t)
 	c := &caddy{t: t, Log: newLogLines(), exited: make(chan struct{}), dataDir: dir}
-	c.cmd = exec.Command(caddyBin, "run", "--config", file, "--adapter", "caddyfile")
+	c.cmd = caddyCommand(dir, root, "run", "--config", file, "--adapter", "caddyfile")
 	c.cmd.Dir = workDir
-	c.cmd.Env = append(append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "HOME="+dir), env...)
+	c.cmd.Env = append(c.cmd.Env, env...)
 	c.cmd.Stdout = c.Log
 	c.cmd.Stderr = c.Log
 	if err := c.cmd.Start(); err != nil {

@@ -2,12 +2,14 @@ package caddywsgi_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -16,28 +18,36 @@ const (
 	testExtra = "caddywsgi-extra"
 )
 
-// systemPython is an interpreter any user can run (the test virtualenv's
-// lives under root's home). scripts/test installs it.
+// systemPython is an interpreter any user can run. scripts/test installs it.
 const systemPython = "/usr/bin/python3"
 
-// ensureTestUser creates an unprivileged user and a second group for it.
-func ensureTestUser(t *testing.T) (*user.User, *user.Group) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("switching the workers' user needs root")
-	}
+// ensureTestUser creates an unprivileged user and a second group for it, and
+// returns the user's credentials.
+func ensureTestUser() (*syscall.Credential, error) {
 	if _, err := user.LookupGroup(testExtra); err != nil {
 		if out, err := exec.Command("groupadd", "--system", testExtra).CombinedOutput(); err != nil {
-			t.Fatalf("groupadd: %v %s", err, out)
+			return nil, fmt.Errorf("groupadd: %v %s", err, out)
 		}
 	}
 	if _, err := user.Lookup(testUser); err != nil {
 		out, err := exec.Command("useradd", "--system", "--home-dir", "/nonexistent/"+testUser, "--no-create-home",
 			"--shell", "/usr/sbin/nologin", "--groups", testExtra, testUser).CombinedOutput()
 		if err != nil {
-			t.Fatalf("useradd: %v %s", err, out)
+			return nil, fmt.Errorf("useradd: %v %s", err, out)
 		}
 	}
+	u, err := user.Lookup(testUser)
+	if err != nil {
+		return nil, err
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+// lookupTestUser returns the test user and its second group.
+func lookupTestUser(t *testing.T) (*user.User, *user.Group) {
+	t.Helper()
 	u, err := user.Lookup(testUser)
 	if err != nil {
 		t.Fatal(err)
@@ -49,27 +59,36 @@ func ensureTestUser(t *testing.T) (*user.User, *user.Group) {
 	return u, g
 }
 
+// whoami is what app.wsgi's /whoami reports about the worker.
+type whoami struct {
+	UID, GID int
+	Groups   []int
+	HOME     string
+	USER     string
+}
+
+func askWhoami(t *testing.T, c *caddy) whoami {
+	t.Helper()
+	res, body := get(t, plainClient, "GET", c.URL("/whoami"), nil)
+	if res.StatusCode != 200 {
+		t.Fatalf("%d %s", res.StatusCode, body)
+	}
+	var me whoami
+	if err := json.Unmarshal([]byte(body), &me); err != nil {
+		t.Fatal(err)
+	}
+	return me
+}
+
 func TestWorkersRunAsUser(t *testing.T) {
-	u, extra := ensureTestUser(t)
-	c, err := launchCaddy(t, "admin off\n\twsgi_daemon unprivileged user="+testUser+" python="+systemPython, `:{http_port} {
+	c, err := launchRootCaddy(t, "admin off\n\twsgi_daemon unprivileged user="+testUser+" python="+systemPython, `:{http_port} {
 	wsgi_script / {apps}/app.wsgi process_group=unprivileged
 }`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, body := get(t, plainClient, "GET", c.URL("/whoami"), nil)
-	if res.StatusCode != 200 {
-		t.Fatalf("%d %s", res.StatusCode, body)
-	}
-	var me struct {
-		UID, GID int
-		Groups   []int
-		HOME     string
-		USER     string
-	}
-	if err := json.Unmarshal([]byte(body), &me); err != nil {
-		t.Fatal(err)
-	}
+	u, extra := lookupTestUser(t)
+	me := askWhoami(t, c)
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	extraID, _ := strconv.Atoi(extra.Gid)
@@ -85,19 +104,57 @@ func TestWorkersRunAsUser(t *testing.T) {
 }
 
 func TestWorkerGroupSettings(t *testing.T) {
-	u, _ := ensureTestUser(t)
-	c, err := launchCaddy(t, "admin off\n\twsgi_daemon unprivileged user="+testUser+" group=nogroup supplementary_groups=adm python="+systemPython, `:{http_port} {
+	c, err := launchRootCaddy(t, "admin off\n\twsgi_daemon unprivileged user="+testUser+" group=nogroup supplementary_groups=adm python="+systemPython, `:{http_port} {
 	wsgi_script / {apps}/app.wsgi process_group=unprivileged
 }`)
 	if err != nil {
 		t.Fatal(err)
 	}
+	u, _ := lookupTestUser(t)
 	_, body := get(t, plainClient, "GET", c.URL("/whoami"), nil)
 	nogroup, _ := user.LookupGroup("nogroup")
 	adm, _ := user.LookupGroup("adm")
 	want := `"gid": ` + nogroup.Gid + `, "groups": [` + adm.Gid + `]`
 	if !strings.Contains(body, want) || !strings.Contains(body, `"uid": `+u.Uid) {
 		t.Errorf("whoami %s, want uid %s and %s", body, u.Uid, want)
+	}
+}
+
+// TestRootWorkersNeedUser: a root Caddy refuses to run workers as root
+// unless the configuration says user root.
+func TestRootWorkersNeedUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	log, code := runUntilExitAs(t, true, `:{http_port} {
+	wsgi_script / {apps}/app.wsgi python={python}
+}`)
+	if code == 0 || !strings.Contains(log, "Caddy runs as root and no user is configured for the workers: set user") {
+		t.Errorf("exit %d, log:\n%s", code, log)
+	}
+	c, err := launchRootCaddy(t, "admin off", `:{http_port} {
+	wsgi_script / {apps}/app.wsgi python={python} user=root
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if me := askWhoami(t, c); me.UID != 0 || me.USER != "root" {
+		t.Errorf("with user root: %+v", me)
+	}
+}
+
+// TestWorkersRunAsCaddysUser: with no user setting, a Caddy that is not root
+// runs its workers as its own user.
+func TestWorkersRunAsCaddysUser(t *testing.T) {
+	c := startCaddy(t, `:{http_port} {
+	wsgi_script / {apps}/app.wsgi python={python}
+}`)
+	want := os.Getuid()
+	if caddyUser != nil {
+		want = int(caddyUser.Uid)
+	}
+	if me := askWhoami(t, c); me.UID != want {
+		t.Errorf("worker runs as %+v, want Caddy's uid %d", me, want)
 	}
 }
 

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -14,12 +15,19 @@ type identity struct {
 	env  []string // HOME, USER and LOGNAME of that user
 }
 
+// ErrRoot is a pool that would run its workers as root without being told
+// to: an application bug or exploit would then own the machine.
+var ErrRoot = errors.New("Caddy runs as root and no user is configured for the workers: set user to the account they should run as (such as www-data), or to root to allow running them as root")
+
 // lookupIdentity resolves Config.User, Group and SupplementaryGroups, so that
 // a mistake stops the pool from starting rather than every spawn failing.
 func lookupIdentity(cfg Config) (*identity, error) {
 	if cfg.User == "" {
 		if cfg.Group != "" || len(cfg.SupplementaryGroups) > 0 {
 			return nil, fmt.Errorf("group and supplementary_groups need user")
+		}
+		if os.Geteuid() == 0 {
+			return nil, ErrRoot
 		}
 		return nil, nil
 	}

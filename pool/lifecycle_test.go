@@ -27,7 +27,7 @@ func lifecycleConfig(t *testing.T, processes, threads int) Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Config{App: app, Python: os.Getenv("CADDY_WSGI_TEST_PYTHON"), Processes: processes, Threads: threads}
+	return Config{App: app, Python: os.Getenv("CADDY_WSGI_TEST_PYTHON"), Processes: processes, Threads: threads, User: workerUser()}
 }
 
 // testLogs are a pool's logs, which a test can wait on.

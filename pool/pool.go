@@ -62,7 +62,9 @@ type Config struct {
 	// to 15 bytes.
 	DisplayName string
 	// User runs the workers as this user (name or number), with its HOME,
-	// USER and LOGNAME; Caddy must run as root to use another user.
+	// USER and LOGNAME; Caddy must run as root to use another user. Empty
+	// is Caddy's own user, except root: a root Caddy needs User set, to
+	// "root" if the workers are to run as root (New fails with ErrRoot).
 	User string
 	// Group is the workers' group; default User's primary group.
 	Group string

@@ -21,7 +21,7 @@ import (
 func BenchmarkHelloRoundTrip(b *testing.B) {
 	app, _ := filepath.Abs("testdata/hello.py")
 	py := os.Getenv("CADDY_WSGI_TEST_PYTHON")
-	p, err := New(Config{App: app, Python: py, Processes: 1, Threads: 1}, zap.NewNop())
+	p, err := New(Config{App: app, Python: py, Processes: 1, Threads: 1, User: workerUser()}, zap.NewNop())
 	if err != nil {
 		b.Fatal(err)
 	}

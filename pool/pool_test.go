@@ -22,7 +22,28 @@ func testConfig(t *testing.T, processes, threads int) Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Config{App: app, Python: os.Getenv("CADDY_WSGI_TEST_PYTHON"), Processes: processes, Threads: threads}
+	return Config{App: app, Python: os.Getenv("CADDY_WSGI_TEST_PYTHON"), Processes: processes, Threads: threads, User: workerUser()}
+}
+
+// workerUser is the User of the tests' pools: a root test run must name
+// root (ErrRoot), and these tests are about the pool, not credentials,
+// which process_test.go covers.
+func workerUser() string {
+	if os.Geteuid() == 0 {
+		return "root"
+	}
+	return ""
+}
+
+func TestRootMustBeNamed(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	cfg := testConfig(t, 1, 1)
+	cfg.User = ""
+	if _, err := New(cfg, zap.NewNop()); !errors.Is(err, ErrRoot) {
+		t.Fatalf("New as root without User: %v, want ErrRoot", err)
+	}
 }
 
 func startPool(t *testing.T, cfg Config) (*Pool, *observer.ObservedLogs) {
@@ -131,6 +152,7 @@ func TestStartupErrors(t *testing.T) {
 			if tc.cfg.Python == "" {
 				tc.cfg.Python = os.Getenv("CADDY_WSGI_TEST_PYTHON")
 			}
+			tc.cfg.User = workerUser()
 			p, err := New(tc.cfg, zap.NewNop())
 			if err == nil {
 				p.Close()
