@@ -66,6 +66,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"wsgi_script /app a.wsgi {\nprocesses 0\n}":          "processes must be a whole number of at least 1",
 		"wsgi_script /app a.wsgi {\nthreads many\n}":         `threads must be a whole number of at least 1, not "many"`,
 		"wsgi_script /app a.wsgi {\nqueue_timeout soon\n}":   `queue_timeout must be a positive duration such as 30s, not "soon"`,
+		"wsgi_script /app a.wsgi {\nqueue_timeout 0\n}":      `queue_timeout must be a positive duration such as 30s, not "0"`,
 		"wsgi_script /app a.wsgi {\nenv ONLY_NAME\n}":        "env takes a name and a value, got 1 values",
 		"wsgi_script /app a.wsgi {\nprocesess 2\n}":          `unknown setting "procesess"; the settings are: callable_object,`,
 		"wsgi_script /app a.wsgi {\npython a b\n}":           "python takes one value, got 2",
@@ -103,11 +104,20 @@ func TestSplitPath(t *testing.T) {
 	}
 }
 
+// TestBareSecondsDuration: a duration without a unit is seconds, as in
+// mod_wsgi's request-timeout=60.
+func TestBareSecondsDuration(t *testing.T) {
+	var g DaemonGroup
+	if err := g.set("request-timeout", []string{"60"}); err != nil || time.Duration(g.RequestTimeout) != time.Minute {
+		t.Errorf("request-timeout=60: %v, %s", err, time.Duration(g.RequestTimeout))
+	}
+}
+
 // TestEverySettingIsAccepted keeps settingNames, which error messages list,
 // in step with what DaemonGroup.set accepts.
 func TestEverySettingIsAccepted(t *testing.T) {
 	values := map[string][]string{
-		"callable_object": {"app"}, "deadlock_timeout": {"60s"}, "display_name": {"%{GROUP}"},
+		"callable_object": {"app"}, "cpu_time_limit": {"600"}, "deadlock_timeout": {"60s"}, "display_name": {"%{GROUP}"},
 		"env": {"A", "B"}, "graceful_timeout": {"15s"}, "home": {"/srv"}, "import_script": {"/srv/pre.py"},
 		"inactivity_timeout": {"1h"}, "lang": {"C.UTF-8"}, "locale": {"C.UTF-8"}, "max_queue": {"100"},
 		"maximum_requests": {"1000"}, "memory_limit": {"1GB"}, "processes": {"2"}, "python": {"python3"},

@@ -1,6 +1,7 @@
 package caddywsgi
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -115,8 +116,12 @@ type DaemonGroup struct {
 	// Default: no limit.
 	MemoryLimit int64 `json:"memory_limit,omitempty"`
 
+	// Recycle a process once it has used this much CPU time (user and
+	// system), to bound runaway processes. Default: no limit.
+	CPUTimeLimit caddy.Duration `json:"cpu_time_limit,omitempty"`
+
 	// Replace a process whose Python interpreter has not answered for this
-	// long (a deadlock holding the GIL). Default: never.
+	// long (a deadlock holding the GIL). Default: 300s, as mod_wsgi's.
 	DeadlockTimeout caddy.Duration `json:"deadlock_timeout,omitempty"`
 
 	// Whether touching a WSGI script file (changing its modification time)
@@ -124,15 +129,13 @@ type DaemonGroup struct {
 	ScriptReloading *bool `json:"script_reloading,omitempty"`
 }
 
-// poolConfig is the pool that runs app (a script path or module:callable) in
-// this group.
-func (g *DaemonGroup) poolConfig(name, app, callable string) (pool.Config, error) {
-	if app == "" {
-		return pool.Config{}, fmt.Errorf("no WSGI application configured")
-	}
-	if callable == "" {
-		callable = g.CallableObject
-	}
+// defaultDeadlockTimeout is mod_wsgi's: long enough that only a process that
+// is truly stuck is killed.
+const defaultDeadlockTimeout = 300 * time.Second
+
+// poolConfig is the pool of this group, named name, without its
+// applications.
+func (g *DaemonGroup) poolConfig(name string) (pool.Config, error) {
 	if g.Python != "" && g.PythonHome != "" {
 		return pool.Config{}, fmt.Errorf("set python or python_home, not both: python_home's interpreter is %s/bin/python", g.PythonHome)
 	}
@@ -141,8 +144,6 @@ func (g *DaemonGroup) poolConfig(name, app, callable string) (pool.Config, error
 		Python:              g.Python,
 		PythonHome:          g.PythonHome,
 		PythonPath:          g.PythonPath,
-		App:                 app,
-		Callable:            callable,
 		Processes:           g.Processes,
 		Threads:             g.Threads,
 		Dir:                 g.Home,
@@ -163,7 +164,8 @@ func (g *DaemonGroup) poolConfig(name, app, callable string) (pool.Config, error
 		GracefulTimeout:     time.Duration(g.GracefulTimeout),
 		ShutdownTimeout:     time.Duration(g.ShutdownTimeout),
 		MemoryLimit:         g.MemoryLimit,
-		DeadlockTimeout:     time.Duration(g.DeadlockTimeout),
+		CPUTimeLimit:        time.Duration(g.CPUTimeLimit),
+		DeadlockTimeout:     cmp.Or(time.Duration(g.DeadlockTimeout), defaultDeadlockTimeout),
 		ScriptReloading:     g.ScriptReloading == nil || *g.ScriptReloading,
 	}
 	if g.Umask != "" {
@@ -173,19 +175,6 @@ func (g *DaemonGroup) poolConfig(name, app, callable string) (pool.Config, error
 		}
 		cfg.Umask = int(umask)
 	}
-	if !strings.Contains(app, ":") {
-		script, err := filepath.Abs(app)
-		if err != nil {
-			return cfg, err
-		}
-		if _, err := os.Stat(script); err != nil {
-			return cfg, fmt.Errorf("WSGI script: %w (to load a module instead, write module:callable)", err)
-		}
-		cfg.App = script
-		if cfg.Dir == "" {
-			cfg.Dir = filepath.Dir(script)
-		}
-	}
 	for k, v := range g.Env {
 		cfg.Env = append(cfg.Env, k+"="+v)
 	}
@@ -194,9 +183,33 @@ func (g *DaemonGroup) poolConfig(name, app, callable string) (pool.Config, error
 	return cfg, nil
 }
 
+// resolveApp checks an application (a script path or module:callable) and
+// makes a script's path absolute.
+func resolveApp(target, callable string) (pool.App, error) {
+	if target == "" {
+		return pool.App{}, fmt.Errorf("no WSGI application configured")
+	}
+	if callable == "" {
+		callable = "application"
+	}
+	app := pool.App{Target: target, Callable: callable}
+	if strings.Contains(target, ":") {
+		return app, nil
+	}
+	script, err := filepath.Abs(target)
+	if err != nil {
+		return app, err
+	}
+	if _, err := os.Stat(script); err != nil {
+		return app, fmt.Errorf("WSGI script: %w (to load a module instead, write module:callable)", err)
+	}
+	app.Target = script
+	return app, nil
+}
+
 // settingNames lists the settings of a daemon group, for error messages.
 var settingNames = []string{
-	"callable_object", "deadlock_timeout", "display_name", "env", "graceful_timeout", "home",
+	"callable_object", "cpu_time_limit", "deadlock_timeout", "display_name", "env", "graceful_timeout", "home",
 	"import_script", "inactivity_timeout", "lang", "locale", "max_queue", "maximum_requests",
 	"memory_limit", "processes", "python", "python_home", "python_path", "queue_timeout",
 	"request_timeout", "restart_interval", "script_reloading", "shutdown_timeout",
@@ -235,7 +248,12 @@ func (g *DaemonGroup) set(name string, args []string) error {
 		if err != nil {
 			return err
 		}
-		d, err := caddy.ParseDuration(s)
+		value := s
+		// A bare number is seconds, as in mod_wsgi's options.
+		if _, err := strconv.Atoi(s); err == nil {
+			value += "s"
+		}
+		d, err := caddy.ParseDuration(value)
 		if err != nil || d <= 0 {
 			return fmt.Errorf("%s must be a positive duration such as 30s, not %q", name, s)
 		}
@@ -316,6 +334,8 @@ func (g *DaemonGroup) set(name string, args []string) error {
 		return duration(&g.ShutdownTimeout)
 	case "deadlock_timeout":
 		return duration(&g.DeadlockTimeout)
+	case "cpu_time_limit":
+		return duration(&g.CPUTimeLimit)
 	case "memory_limit":
 		s, err := one()
 		if err != nil {

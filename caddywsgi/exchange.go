@@ -56,7 +56,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 
 	fp := framePool.Get().(*[]byte)
 	defer framePool.Put(fp)
-	frames := protocol.AppendHeader((*fp)[:0], protocol.Request, 0, 0)
+	frames := protocol.AppendRequestHeader((*fp)[:0], 0, h.appIndex, 0)
 	frames, err := h.appendEnviron(frames, r, contentLength)
 	if err != nil {
 		return caddyhttp.Error(http.StatusBadRequest, err)
@@ -82,7 +82,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	}
 	*fp = frames
 
-	c, err := h.pool.Acquire(r.Context(), frames)
+	var c *pool.Conn
+	p, err := h.run.waitPool(r.Context())
+	if err == nil {
+		c, err = p.Acquire(r.Context(), frames)
+	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return caddyhttp.Error(499, err) // the client went away while queued
@@ -91,7 +95,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		w.Header().Set("Retry-After", "1")
 		return caddyhttp.Error(http.StatusServiceUnavailable, err)
 	}
-	ex := &exchange{h: h, w: w, r: r, c: c, declared: -1, bodyRest: rest}
+	ex := &exchange{h: h, pool: p, w: w, r: r, c: c, declared: -1, bodyRest: rest}
 	defer ex.release()
 	if h.requestTimeout > 0 {
 		c.SetReadDeadline(time.Now().Add(h.requestTimeout))
@@ -131,10 +135,11 @@ func readFirstWindow(r *http.Request, buf []byte) (body []byte, rest bool, err e
 
 // exchange relays one response from a worker to the client.
 type exchange struct {
-	h *Handler
-	w http.ResponseWriter
-	r *http.Request
-	c *pool.Conn
+	h    *Handler
+	pool *pool.Pool
+	w    http.ResponseWriter
+	r    *http.Request
+	c    *pool.Conn
 
 	status      int
 	headSeen    bool
@@ -170,10 +175,10 @@ func (e *exchange) release() {
 		e.c.SetReadDeadline(time.Time{})
 	}
 	if e.workerGone {
-		e.h.pool.Lost(e.c)
+		e.pool.Lost(e.c)
 		return
 	}
-	e.h.pool.Release(e.c, !e.broken)
+	e.pool.Release(e.c, !e.broken)
 }
 
 // relay reads the worker's frames until the response ends.

@@ -54,6 +54,15 @@ func TestDaemonGroups(t *testing.T) {
 	if _, body := get(t, plainClient, "POST", c.URL("/other/"), strings.NewReader("x")); body != "validated:x" {
 		t.Errorf("/other: %q", body)
 	}
+	// shop's three scripts share its two processes, as in mod_wsgi, and
+	// each request reaches its own script.
+	if pids := workerPIDs(t, c); len(pids) != 3 {
+		t.Errorf("%d worker processes, want 3: shop's 2, running its three scripts, and blog's 1", len(pids))
+	}
+	res, body := get(t, plainClient, "GET", c.URL("/shop/env"), nil)
+	if script := fmt.Sprint(environOf(t, res, body)["SCRIPT_FILENAME"]); script != appsDir(t)+"/app.wsgi" {
+		t.Errorf("/shop ran %q", script)
+	}
 
 	// The group's settings reach its processes: blog has one process with
 	// one thread and its own environment.

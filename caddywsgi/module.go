@@ -4,7 +4,6 @@
 package caddywsgi
 
 import (
-	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
@@ -14,8 +13,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-
-	"github.com/caddy-wsgi/caddy-wsgi/pool"
 )
 
 func init() {
@@ -48,8 +45,8 @@ type Handler struct {
 
 	scriptName     string
 	requestTimeout time.Duration
-	pool           *pool.Pool
-	poolKey        string
+	run            *groupRun
+	appIndex       uint16 // in the group's applications
 	logger         *zap.Logger
 }
 
@@ -61,54 +58,49 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision starts the worker pool, or takes over the running one when a
-// config reload left it unchanged. It fails if the application cannot load,
-// so that `caddy run` reports a broken application instead of serving errors.
+// Provision registers the application with its daemon group, whose
+// processes the wsgi app starts.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.scriptName = strings.TrimRight(h.MountPoint, "/")
-	group, name, err := h.group(ctx)
+	appIface, err := ctx.App("wsgi")
+	if err != nil {
+		return err
+	}
+	wsgiApp := appIface.(*App)
+	group, name, err := h.group(wsgiApp)
 	if err != nil {
 		return err
 	}
 	h.logger = ctx.Logger().With(zap.String("group", name))
-	cfg, err := group.poolConfig(name, h.App, h.CallableObject)
+	callable := h.CallableObject
+	if callable == "" {
+		callable = group.CallableObject
+	}
+	app, err := resolveApp(h.App, callable)
 	if err != nil {
 		return err
 	}
 	h.requestTimeout = time.Duration(group.RequestTimeout)
-	key, err := json.Marshal(cfg)
-	if err != nil {
-		return err
-	}
-	h.poolKey = string(key)
-	val, _, err := pools.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
-		p, err := pool.New(cfg, h.logger.With(zap.String("app", cfg.App)))
-		if err != nil {
-			return nil, err
-		}
-		return poolDestructor{p}, nil
-	})
+	h.run, h.appIndex, err = wsgiApp.register(name, group, app)
 	if err != nil {
 		return fmt.Errorf("WSGI application %s: %w", h.App, err)
 	}
-	h.pool = val.(poolDestructor).Pool
 	return nil
 }
 
 // group returns the daemon group the application runs in, and its name.
-func (h *Handler) group(ctx caddy.Context) (*DaemonGroup, string, error) {
+func (h *Handler) group(wsgiApp *App) (*DaemonGroup, string, error) {
 	if h.ProcessGroup == "" {
 		return &h.DaemonGroup, "wsgi:" + h.App, nil
 	}
 	if !reflect.DeepEqual(h.DaemonGroup, DaemonGroup{}) {
 		return nil, "", fmt.Errorf("process_group %q: the group's settings belong in its wsgi_daemon, not in the wsgi_script", h.ProcessGroup)
 	}
-	appIface, err := ctx.AppIfConfigured("wsgi")
-	if err != nil {
+	groups := wsgiApp.Groups
+	group, ok := groups[h.ProcessGroup]
+	if len(groups) == 0 {
 		return nil, "", fmt.Errorf("process_group %q: no daemon process groups are defined (wsgi_daemon)", h.ProcessGroup)
 	}
-	groups := appIface.(*App).Groups
-	group, ok := groups[h.ProcessGroup]
 	if !ok {
 		names := make([]string, 0, len(groups))
 		for name := range groups {
@@ -120,32 +112,8 @@ func (h *Handler) group(ctx caddy.Context) (*DaemonGroup, string, error) {
 	return group, h.ProcessGroup, nil
 }
 
-// Cleanup releases this config's hold on the pool; the last one stops it.
-func (h *Handler) Cleanup() error {
-	if h.poolKey == "" {
-		return nil
-	}
-	_, err := pools.Delete(h.poolKey)
-	return err
-}
-
-// pools holds the running worker pools, keyed by their configuration, so that
-// a config reload that leaves a pool unchanged keeps its processes.
-var pools = caddy.NewUsagePool()
-
-type poolDestructor struct{ *pool.Pool }
-
-// Destruct stops the pool in the background: Caddy does not hold up a config
-// reload for requests still in flight on the old config, and neither does
-// the pool, which lets them finish within graceful_timeout.
-func (d poolDestructor) Destruct() error {
-	go d.Close()
-	return nil
-}
-
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
-	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

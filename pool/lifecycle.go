@@ -2,14 +2,16 @@ package pool
 
 // The life cycle of a daemon process group, as mod_wsgi's: processes are
 // recycled (replaced gracefully) on maximum_requests, restart_interval,
-// inactivity_timeout and memory_limit, when a connection falls out of step,
-// and when the script changes.
+// inactivity_timeout, memory_limit and cpu_time_limit, when a connection falls
+// out of step, and when a script changes.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -209,10 +211,11 @@ func (p *Pool) checkInactive(proc *process) {
 	proc.idleTimer.Reset(wait)
 }
 
-// watch checks, once a second, each process's resident memory against
-// MemoryLimit and the script's modification time for ScriptReloading.
-// mtime is the script's when the processes were started.
-func (p *Pool) watch(mtime time.Time) {
+// watch checks, once a second, each process's resident memory and CPU time
+// against MemoryLimit and CPUTimeLimit, and the scripts' modification times
+// for ScriptReloading.
+// mtimes are the scripts' when the processes were started.
+func (p *Pool) watch(mtimes []time.Time) {
 	defer p.wg.Done()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -222,19 +225,25 @@ func (p *Pool) watch(mtime time.Time) {
 			return
 		case <-tick.C:
 		}
-		if p.cfg.MemoryLimit > 0 {
-			p.checkMemory()
+		if p.cfg.MemoryLimit > 0 || p.cfg.CPUTimeLimit > 0 {
+			p.checkLimits()
 		}
 		// A script missing for a moment (an editor replacing it) is not a
 		// change yet: reloading then would fail.
-		if m := modTime(p.script); !m.IsZero() && !m.Equal(mtime) {
-			mtime = m
-			p.Reload("script changed")
+		var changed []string
+		for i, script := range p.scripts {
+			if m := modTime(script); !m.IsZero() && !m.Equal(mtimes[i]) {
+				mtimes[i] = m
+				changed = append(changed, script)
+			}
+		}
+		if changed != nil {
+			p.Reload("script changed: " + strings.Join(changed, ", "))
 		}
 	}
 }
 
-func (p *Pool) checkMemory() {
+func (p *Pool) checkLimits() {
 	p.mu.Lock()
 	var procs []*process
 	for _, proc := range p.procs {
@@ -244,10 +253,39 @@ func (p *Pool) checkMemory() {
 	}
 	p.mu.Unlock()
 	for _, proc := range procs {
-		if rss, err := residentMemory(proc.pid); err == nil && rss > p.cfg.MemoryLimit {
-			p.recycle(proc, fmt.Sprintf("memory_limit: rss %d MiB over %d MiB", rss>>20, p.cfg.MemoryLimit>>20))
+		if limit := p.cfg.MemoryLimit; limit > 0 {
+			if rss, err := residentMemory(proc.pid); err == nil && rss > limit {
+				p.recycle(proc, fmt.Sprintf("memory_limit: rss %d MiB over %d MiB", rss>>20, limit>>20))
+				continue
+			}
+		}
+		if limit := p.cfg.CPUTimeLimit; limit > 0 {
+			if used, err := cpuTime(proc.pid); err == nil && used > limit {
+				p.recycle(proc, fmt.Sprintf("cpu_time_limit: %s of CPU time over %s", used.Round(10*time.Millisecond), limit))
+			}
 		}
 	}
+}
+
+// cpuTime is the CPU time, user and system, that a process has used.
+func cpuTime(pid int) (time.Duration, error) {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// utime and stime are fields 14 and 15 (proc(5)), counted after the
+	// command name, which may contain spaces and parentheses.
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(fields) < 13 {
+		return 0, errors.New("short /proc/PID/stat")
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	// In clock ticks of USER_HZ, which Linux fixes at 100 for user space.
+	return time.Duration(utime+stime) * (time.Second / 100), nil
 }
 
 // residentMemory is a process's resident set size in bytes.
@@ -265,24 +303,38 @@ func residentMemory(pid int) (int64, error) {
 	return 0, errors.New("no VmRSS in /proc/PID/status")
 }
 
-// reloadableScript is the script file ScriptReloading watches, "" if none.
-func reloadableScript(cfg Config) string {
-	if !cfg.ScriptReloading || strings.Contains(cfg.App, ":") {
-		return ""
+// reloadableScripts are the script files ScriptReloading watches.
+func reloadableScripts(cfg Config) []string {
+	if !cfg.ScriptReloading {
+		return nil
 	}
-	// The worker resolves a relative path against its working directory.
-	if !filepath.IsAbs(cfg.App) && cfg.Dir != "" {
-		return filepath.Join(cfg.Dir, cfg.App)
+	var scripts []string
+	for _, app := range cfg.Apps {
+		script := app.Target
+		if strings.Contains(script, ":") {
+			continue
+		}
+		// The worker resolves a relative path against its working directory.
+		if !filepath.IsAbs(script) && cfg.Dir != "" {
+			script = filepath.Join(cfg.Dir, script)
+		}
+		if !slices.Contains(scripts, script) {
+			scripts = append(scripts, script)
+		}
 	}
-	return cfg.App
+	return scripts
 }
 
-// modTime is a file's modification time; zero if there is no file or none
-// to look at.
-func modTime(path string) time.Time {
-	if path == "" {
-		return time.Time{}
+func modTimes(paths []string) []time.Time {
+	times := make([]time.Time, len(paths))
+	for i, path := range paths {
+		times[i] = modTime(path)
 	}
+	return times
+}
+
+// modTime is a file's modification time; zero if there is no file.
+func modTime(path string) time.Time {
 	info, err := os.Stat(path)
 	if err != nil {
 		return time.Time{}

@@ -27,7 +27,7 @@ func lifecycleConfig(t *testing.T, processes, threads int) Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Config{App: app, Python: os.Getenv("CADDY_WSGI_TEST_PYTHON"), Processes: processes, Threads: threads, User: workerUser()}
+	return Config{Apps: []App{{Target: app}}, Python: os.Getenv("CADDY_WSGI_TEST_PYTHON"), Processes: processes, Threads: threads, User: workerUser()}
 }
 
 // testLogs are a pool's logs, which a test can wait on.
@@ -94,7 +94,7 @@ func (l *testLogs) noCrashes(t *testing.T) {
 
 // get makes a request for path and returns the pid that served it.
 func get(p *Pool, path string) (int, error) {
-	c, err := p.Acquire(context.Background(), requestFrame(path, false))
+	c, err := p.Acquire(context.Background(), requestFrame(0, path, "", false))
 	if err != nil {
 		return 0, err
 	}
@@ -136,7 +136,7 @@ func response(c *Conn) (string, error) {
 // gated starts a request that stays in progress until openGate.
 func gated(t *testing.T, p *Pool) *Conn {
 	t.Helper()
-	c, err := p.Acquire(context.Background(), requestFrame("/gate", true))
+	c, err := p.Acquire(context.Background(), requestFrame(0, "/gate", "", true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,13 +231,28 @@ func TestMemoryLimit(t *testing.T) {
 	logs.noCrashes(t)
 }
 
+func TestCPUTimeLimit(t *testing.T) {
+	cfg := lifecycleConfig(t, 1, 1)
+	cfg.CPUTimeLimit = 900 * time.Millisecond
+	p, logs := startWatchedPool(t, cfg)
+	first := mustGet(t, p, "/burn")
+	logs.waitFor(t, "recycling worker process", first)
+	if r := logs.reason(first); !strings.HasPrefix(r, "cpu_time_limit: ") || !strings.HasSuffix(r, "s of CPU time over 900ms") {
+		t.Errorf("recycle reason %q", r)
+	}
+	if pid := mustGet(t, p, "/"); pid == first {
+		t.Errorf("still served by %d", first)
+	}
+	logs.noCrashes(t)
+}
+
 func TestMaxQueue(t *testing.T) {
 	cfg := lifecycleConfig(t, 1, 1)
 	cfg.MaxQueue = 1
 	cfg.QueueTimeout = time.Minute
 	p, _ := startWatchedPool(t, cfg)
 	busy, _ := p.Acquire(context.Background(), nil)
-	waiting := acquireQueued(p, requestFrame("/", false))
+	waiting := acquireQueued(p, requestFrame(0, "/", "", false))
 	if _, err := p.Acquire(context.Background(), nil); !errors.Is(err, ErrQueueFull) {
 		t.Errorf("Acquire with a full queue: %v, want ErrQueueFull", err)
 	}
@@ -337,6 +352,18 @@ func TestOutOfStepRecyclesGracefully(t *testing.T) {
 	logs.noCrashes(t)
 }
 
+func TestReloadableScripts(t *testing.T) {
+	cfg := Config{Dir: "/srv/site", ScriptReloading: true, Apps: []App{{Target: "/srv/a.wsgi"}, {Target: "pkg.mod:app"},
+		{Target: "b.wsgi"}, {Target: "/srv/a.wsgi", Callable: "other"}}}
+	if got, want := reloadableScripts(cfg), []string{"/srv/a.wsgi", "/srv/site/b.wsgi"}; !slices.Equal(got, want) {
+		t.Errorf("watched %q, want %q", got, want)
+	}
+	cfg.ScriptReloading = false
+	if got := reloadableScripts(cfg); got != nil {
+		t.Errorf("watched %q with ScriptReloading off", got)
+	}
+}
+
 // TestScriptReloading: touching the script replaces every process without
 // failing a request of a continuous load.
 func TestScriptReloading(t *testing.T) {
@@ -349,7 +376,7 @@ func TestScriptReloading(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := lifecycleConfig(t, 2, 2)
-	cfg.App = script
+	cfg.Apps = []App{{Target: script}}
 	cfg.ScriptReloading = true
 	p, logs := startWatchedPool(t, cfg)
 	p.mu.Lock()
@@ -397,7 +424,7 @@ func TestScriptReloading(t *testing.T) {
 		t.Errorf("%d requests failed during the reload", n)
 	}
 	for _, pid := range old {
-		if r := logs.reason(pid); r != "script changed" {
+		if r := logs.reason(pid); r != "script changed: "+script {
 			t.Errorf("pid %d recycle reason %q", pid, r)
 		}
 	}
@@ -414,7 +441,7 @@ func TestReloadFailureKeepsProcess(t *testing.T) {
 	}
 	os.WriteFile(script, src, 0o644)
 	cfg := lifecycleConfig(t, 1, 1)
-	cfg.App = script
+	cfg.Apps = []App{{Target: script}}
 	p, logs := startWatchedPool(t, cfg)
 	first := mustGet(t, p, "/")
 	os.WriteFile(script, []byte("raise RuntimeError('broken')\n"), 0o644)

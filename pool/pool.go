@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"slices"
 	"sync"
@@ -33,10 +34,9 @@ type Config struct {
 	// Python is the interpreter to run, default "python3" from PATH, or
 	// PythonHome's bin/python when that is set.
 	Python string
-	// App is a WSGI script path, or "module:callable".
-	App string
-	// Callable is the name of the WSGI callable in a script, default "application".
-	Callable string
+	// Apps are the WSGI applications every worker loads, in order: a
+	// REQUEST frame names its application by index. At least one.
+	Apps []App
 	// Processes and Threads size the pool; defaults 1 and 15, as mod_wsgi.
 	Processes, Threads int
 	// Dir is the workers' working directory (mod_wsgi's home), searched
@@ -107,6 +107,10 @@ type Config struct {
 	// MemoryLimit recycles a process whose resident memory (VmRSS, checked
 	// every second) passes this many bytes; 0 never.
 	MemoryLimit int64
+	// CPUTimeLimit recycles a process that has used this much CPU time
+	// (user and system, checked every second); 0 never. As mod_wsgi's
+	// cpu-time-limit, it bounds runaway processes: the recycle is graceful.
+	CPUTimeLimit time.Duration
 	// DeadlockTimeout replaces a process whose interpreter stops answering
 	// for this long; 0 never. The worker sends a heartbeat four times per
 	// timeout from Python code, which needs the GIL, so C code holding the
@@ -118,6 +122,15 @@ type Config struct {
 	// second, as mod_wsgi's WSGIScriptReloading. It does nothing for a
 	// module:callable App.
 	ScriptReloading bool
+}
+
+// App is a WSGI application, as WSGIScriptAlias names one.
+type App struct {
+	// Target is a WSGI script path, or "module:callable".
+	Target string
+	// Callable is the name of the WSGI callable in a script, default
+	// "application".
+	Callable string
 }
 
 // Errors returned by Acquire.
@@ -136,7 +149,7 @@ type Pool struct {
 	log        *zap.Logger
 	runtimeDir string
 	identity   *identity // nil: workers run as Caddy's user
-	script     string    // the script file ScriptReloading watches, or ""
+	scripts    []string  // the script files ScriptReloading watches
 
 	mu      sync.Mutex
 	procs   []*process            // in service, one slot per process; nil while a slot's process starts
@@ -165,8 +178,17 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 	} else if cfg.Python == "" {
 		cfg.Python = "python3"
 	}
-	if cfg.Callable == "" {
-		cfg.Callable = "application"
+	if len(cfg.Apps) == 0 {
+		return nil, errors.New("no WSGI application configured")
+	}
+	if len(cfg.Apps) > math.MaxUint16+1 {
+		return nil, fmt.Errorf("%d applications in one pool; the most is %d", len(cfg.Apps), math.MaxUint16+1)
+	}
+	cfg.Apps = slices.Clone(cfg.Apps)
+	for i := range cfg.Apps {
+		if cfg.Apps[i].Callable == "" {
+			cfg.Apps[i].Callable = "application"
+		}
 	}
 	if cfg.Processes <= 0 {
 		cfg.Processes = 1
@@ -198,10 +220,10 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("writing the worker runtime: %w", err)
 	}
-	p := &Pool{cfg: cfg, log: logger, runtimeDir: dir, identity: id, script: reloadableScript(cfg),
+	p := &Pool{cfg: cfg, log: logger, runtimeDir: dir, identity: id, scripts: reloadableScripts(cfg),
 		procs: make([]*process, cfg.Processes), all: make(map[*process]struct{}), stopped: make(chan struct{})}
-	// Before the processes load the script, so that no change is missed.
-	mtime := modTime(p.script)
+	// Before the processes load the scripts, so that no change is missed.
+	mtimes := modTimes(p.scripts)
 
 	errs := make(chan error, cfg.Processes)
 	for slot := range p.procs {
@@ -222,9 +244,9 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 		p.Close()
 		return nil, err
 	}
-	if cfg.MemoryLimit > 0 || p.script != "" {
+	if cfg.MemoryLimit > 0 || cfg.CPUTimeLimit > 0 || len(p.scripts) > 0 {
 		p.wg.Add(1)
-		go p.watch(mtime)
+		go p.watch(mtimes)
 	}
 	p.log.Info("worker pool started", zap.String("python", cfg.Python),
 		zap.Int("processes", cfg.Processes), zap.Int("threads", cfg.Threads))

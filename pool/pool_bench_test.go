@@ -21,13 +21,13 @@ import (
 func BenchmarkHelloRoundTrip(b *testing.B) {
 	app, _ := filepath.Abs("testdata/hello.py")
 	py := os.Getenv("CADDY_WSGI_TEST_PYTHON")
-	p, err := New(Config{App: app, Python: py, Processes: 1, Threads: 1, User: workerUser()}, zap.NewNop())
+	p, err := New(Config{Apps: []App{{Target: app}}, Python: py, Processes: 1, Threads: 1, User: workerUser()}, zap.NewNop())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer p.Close()
 	var req []byte
-	req = protocol.AppendHeader(req, protocol.Request, protocol.FlagNoBody, 0)
+	req = protocol.AppendRequestHeader(req, protocol.FlagNoBody, 0, 0)
 	for _, kv := range [][2]string{{"REQUEST_METHOD", "GET"}, {"SCRIPT_NAME", ""}, {"PATH_INFO", "/"},
 		{"QUERY_STRING", ""}, {"REQUEST_URI", "/"}, {"SERVER_NAME", "127.0.0.1"}, {"SERVER_PORT", "8080"},
 		{"SERVER_PROTOCOL", "HTTP/1.1"}, {"REMOTE_ADDR", "127.0.0.1"}, {"REMOTE_PORT", "40000"},

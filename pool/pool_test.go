@@ -22,7 +22,7 @@ func testConfig(t *testing.T, processes, threads int) Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Config{App: app, Python: os.Getenv("CADDY_WSGI_TEST_PYTHON"), Processes: processes, Threads: threads, User: workerUser()}
+	return Config{Apps: []App{{Target: app}}, Python: os.Getenv("CADDY_WSGI_TEST_PYTHON"), Processes: processes, Threads: threads, User: workerUser()}
 }
 
 // workerUser is the User of the tests' pools: a root test run must name
@@ -78,19 +78,20 @@ type acquired struct {
 }
 
 // helloRequest is a REQUEST frame for GET /.
-func helloRequest() []byte { return requestFrame("/", false) }
+func helloRequest() []byte { return requestFrame(0, "/", "", false) }
 
-// requestFrame is a REQUEST frame for path; with body, the request body
-// frames are for the caller to send.
-func requestFrame(path string, body bool) []byte {
+// requestFrame is a REQUEST frame for GET path?query to the pool's
+// application app; with body, the request body frames are for the caller to
+// send.
+func requestFrame(app uint16, path, query string, body bool) []byte {
 	flags := protocol.FlagNoBody
 	if body {
 		flags = 0
 	}
 	var req []byte
-	req = protocol.AppendHeader(req, protocol.Request, flags, 0)
+	req = protocol.AppendRequestHeader(req, flags, app, 0)
 	for _, kv := range [][2]string{{"REQUEST_METHOD", "GET"}, {"SCRIPT_NAME", ""}, {"PATH_INFO", path},
-		{"QUERY_STRING", ""}, {"SERVER_NAME", "localhost"}, {"SERVER_PORT", "80"},
+		{"QUERY_STRING", query}, {"SERVER_NAME", "localhost"}, {"SERVER_PORT", "80"},
 		{"SERVER_PROTOCOL", "HTTP/1.1"}, {"wsgi.url_scheme", "http"}} {
 		req = protocol.AppendPair(req, kv[0], kv[1])
 	}
@@ -132,6 +133,26 @@ func TestExchange(t *testing.T) {
 	}
 }
 
+// TestSeveralApps: the workers load every application of the pool, and each
+// request reaches the one its REQUEST names.
+func TestSeveralApps(t *testing.T) {
+	cfg := testConfig(t, 1, 2)
+	procenv, _ := filepath.Abs("testdata/procenv.py")
+	cfg.Apps = append(cfg.Apps, App{Target: procenv})
+	p, _ := startPool(t, cfg)
+	for _, app := range []uint16{1, 0, 1} {
+		c, err := p.Acquire(context.Background(), requestFrame(app, "/", "", false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readResponse(t, c)
+		p.Release(c, true)
+		if hello := body == "Hello, world!"; hello != (app == 0) {
+			t.Errorf("application %d answered %q", app, body)
+		}
+	}
+}
+
 func TestStartupErrors(t *testing.T) {
 	dir := t.TempDir()
 	broken := filepath.Join(dir, "broken.py")
@@ -142,10 +163,10 @@ func TestStartupErrors(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		"exception":   {Config{App: broken}, "RuntimeError: cannot start"},
-		"no module":   {Config{App: "no_such_module_xyz:app"}, "No module named 'no_such_module_xyz'"},
-		"interpreter": {Config{App: broken, Python: filepath.Join(dir, "python-missing")}, "starting Python interpreter"},
-		"startup timeout": {Config{App: slow, StartupTimeout: 100 * time.Millisecond},
+		"exception":   {Config{Apps: []App{{Target: broken}}}, "RuntimeError: cannot start"},
+		"no module":   {Config{Apps: []App{{Target: "no_such_module_xyz:app"}}}, "No module named 'no_such_module_xyz'"},
+		"interpreter": {Config{Apps: []App{{Target: broken}}, Python: filepath.Join(dir, "python-missing")}, "starting Python interpreter"},
+		"startup timeout": {Config{Apps: []App{{Target: slow}}, StartupTimeout: 100 * time.Millisecond},
 			"did not load the application within the startup timeout of 100ms"},
 	} {
 		t.Run(name, func(t *testing.T) {

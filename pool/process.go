@@ -90,10 +90,12 @@ func (p *Pool) spawn() (*process, error) {
 		fdList[i] = strconv.Itoa(3 + i)
 	}
 
-	args := []string{filepath.Join(p.runtimeDir, python.Entrypoint),
-		"--app", cfg.App, "--callable", cfg.Callable,
-		"--fds", strings.Join(fdList, ","),
-		"--processes", strconv.Itoa(cfg.Processes), "--group", cfg.Name}
+	args := []string{filepath.Join(p.runtimeDir, python.Entrypoint)}
+	for _, app := range cfg.Apps {
+		args = append(args, "--app", app.Target, "--callable", app.Callable)
+	}
+	args = append(args, "--fds", strings.Join(fdList, ","),
+		"--processes", strconv.Itoa(cfg.Processes), "--group", cfg.Name)
 	args = append(args, workerOptions(cfg)...)
 	var control *net.UnixConn
 	if cfg.DeadlockTimeout > 0 {

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/caddy-wsgi/caddy-wsgi/protocol"
 )
 
 // procEnvConfig is a pool of testdata/procenv.py, which reports the
@@ -25,7 +23,7 @@ func procEnvConfig(t *testing.T) Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.App = app
+	cfg.Apps = []App{{Target: app}}
 	cfg.Umask = -1
 	return cfg
 }
@@ -41,24 +39,10 @@ type procEnv struct {
 	Where      string  `json:"where"`
 }
 
-// getRequest is a REQUEST frame for GET path?query.
-func getRequest(path, query string) []byte {
-	var req []byte
-	req = protocol.AppendHeader(req, protocol.Request, protocol.FlagNoBody, 0)
-	for _, kv := range [][2]string{{"REQUEST_METHOD", "GET"}, {"SCRIPT_NAME", ""}, {"PATH_INFO", path},
-		{"QUERY_STRING", query}, {"SERVER_NAME", "localhost"}, {"SERVER_PORT", "80"},
-		{"SERVER_PROTOCOL", "HTTP/1.1"}, {"wsgi.url_scheme", "http"}} {
-		req = protocol.AppendPair(req, kv[0], kv[1])
-	}
-	n := len(req) - protocol.HeaderSize
-	req[4], req[5], req[6], req[7] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
-	return req
-}
-
 // ask sends GET path?query to the pool and decodes the answer.
 func ask(t *testing.T, p *Pool, path, query string) (procEnv, int) {
 	t.Helper()
-	c, err := p.Acquire(context.Background(), getRequest(path, query))
+	c, err := p.Acquire(context.Background(), requestFrame(0, path, query, false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +219,7 @@ func TestDeadlockTimeout(t *testing.T) {
 		t.Fatalf("process %d killed while a request slept without the GIL", pid)
 	}
 
-	c, err := p.Acquire(context.Background(), getRequest("/hold", ""))
+	c, err := p.Acquire(context.Background(), requestFrame(0, "/hold", "", false))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 
 // Version is the protocol version announced in the HELLO frame. A worker that
 // announces another version is refused.
-const Version = 1
+const Version = 2
 
 // HeaderSize is the size of every frame header: type, flags, two reserved zero
 // bytes and a big-endian uint32 payload length.
@@ -91,6 +91,13 @@ type Frame struct {
 // AppendHeader appends a frame header for a payload of n bytes.
 func AppendHeader(dst []byte, t Type, flags uint8, n int) []byte {
 	return append(dst, byte(t), flags, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}
+
+// AppendRequestHeader appends a REQUEST frame header for a payload of n
+// bytes, for the worker's application number app (the header's third and
+// fourth bytes, reserved in every other frame).
+func AppendRequestHeader(dst []byte, flags uint8, app uint16, n int) []byte {
+	return append(dst, byte(Request), flags, byte(app>>8), byte(app), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 }
 
 // AppendFrame appends a whole frame.

@@ -1,7 +1,8 @@
 # The lifecycle tests' application. /gate answers once its request body ends,
 # so that a test decides when an in-flight request finishes; /grow keeps 32 MiB
-# more for as long as the process lives; /linger starts a thread that keeps
-# the process from exiting.
+# more for as long as the process lives; /burn spins until the process has
+# used a second of CPU time; /linger starts a thread that keeps the process
+# from exiting.
 import threading
 import time
 
@@ -14,6 +15,9 @@ def application(environ, start_response):
         environ['wsgi.input'].read()
     elif path == '/grow':
         hoard.append(b'x' * (32 << 20))
+    elif path == '/burn':
+        while time.process_time() < 1.0:
+            pass
     elif path == '/linger':
         threading.Thread(target=time.sleep, args=(3600,), daemon=False).start()
     start_response('200 OK', [('Content-Type', 'text/plain')])

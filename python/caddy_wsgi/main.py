@@ -1,4 +1,4 @@
-"""Worker process entry point: load the application, then serve each
+"""Worker process entry point: load the applications, then serve each
 inherited connection on its own thread."""
 
 import argparse
@@ -88,7 +88,9 @@ def user_frames(tb):
     return tb
 
 
-def base_environ(args):
+def base_environ(args, script_filename):
+    """The environ keys that are the same in every request to one
+    application."""
     return {
         'wsgi.version': (1, 0),
         'wsgi.multithread': len(args.fds) > 1,
@@ -98,7 +100,7 @@ def base_environ(args):
         'wsgi.input_terminated': True,
         'GATEWAY_INTERFACE': 'CGI/1.1',
         'SERVER_SOFTWARE': 'Caddy caddy-wsgi',
-        'SCRIPT_FILENAME': args.script_filename,
+        'SCRIPT_FILENAME': script_filename,
         'mod_wsgi.process_group': args.group,
         'mod_wsgi.application_group': '',
     }
@@ -106,8 +108,10 @@ def base_environ(args):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog='caddy-wsgi-worker')
-    parser.add_argument('--app', required=True, help='script path, or module:callable')
-    parser.add_argument('--callable', default='application', help='callable name in a script')
+    parser.add_argument('--app', action='append', required=True, metavar='TARGET',
+                        help='script path, or module:callable (repeatable: one per application)')
+    parser.add_argument('--callable', action='append', default=[], metavar='NAME',
+                        help="callable name in the script of the --app in the same position (default 'application')")
     parser.add_argument('--fds', required=True, type=lambda s: [int(fd) for fd in s.split(',')])
     parser.add_argument('--processes', type=int, default=1, help='processes in the pool (for wsgi.multiprocess)')
     parser.add_argument('--group', default='', help='process group name')
@@ -119,8 +123,16 @@ def parse_args(argv):
     parser.add_argument('--control-fd', type=int, help='socket to send heartbeats on')
     parser.add_argument('--heartbeat', type=float, default=15.0, help='seconds between heartbeats')
     args = parser.parse_args(argv)
-    args.is_script = ':' not in args.app
-    args.script_filename = os.path.abspath(args.app) if args.is_script else ''
+    if len(args.callable) > len(args.app):
+        parser.error('%d --callable for %d --app: each --callable belongs to the --app in the same position'
+                     % (len(args.callable), len(args.app)))
+    # Caddy passes a --callable for every --app; a hand-written command line
+    # may leave them out.
+    names = args.callable + ['application'] * (len(args.app) - len(args.callable))
+    # (target, callable name, absolute script path or '' for a module), in
+    # the order of the application indexes that REQUEST frames carry.
+    args.apps = [(target, name, '' if ':' in target else os.path.abspath(target))
+                 for target, name in zip(args.app, names)]
     if args.import_script:
         # Absolute as the WSGI script's is, so that naming the same file
         # names the same module.
@@ -196,8 +208,11 @@ def main(argv=None):
     try:
         if args.import_script:
             run_import_script(args.import_script)
-        loading = args.app
-        app = load_script(args.script_filename, args.callable) if args.is_script else load_module(args.app)
+        apps = []
+        for target, callable_name, script_filename in args.apps:
+            loading = target
+            app = load_script(script_filename, callable_name) if script_filename else load_module(target)
+            apps.append((app, base_environ(args, script_filename)))
     except LoadError as exc:
         conns[0].send(wire.frame(wire.STARTUP_ERROR, str(exc).encode('utf-8', 'backslashreplace')))
         return 1
@@ -206,11 +221,10 @@ def main(argv=None):
         conns[0].send(wire.frame(wire.STARTUP_ERROR, ('could not load %s:\n%s' % (loading, text)).encode('utf-8', 'backslashreplace')))
         return 1
 
-    environ = base_environ(args)
     threads = []
     for conn in conns:
         hello(conn)
-        worker = Worker(conn, app, environ, local)
+        worker = Worker(conn, apps, local)
         thread = threading.Thread(target=worker.serve, name='wsgi-%d' % conn.sock.fileno(), daemon=True)
         thread.start()
         threads.append(thread)

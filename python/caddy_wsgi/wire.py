@@ -3,9 +3,9 @@
 import socket
 import struct
 
-VERSION = 1
+VERSION = 2
 
-# type, flags, reserved (zero), payload length
+# type, flags, application index (REQUEST) or reserved (zero), payload length
 HEADER = struct.Struct('>BBHI')
 HEADER_SIZE = HEADER.size
 MAX_PAYLOAD = 16 << 20
@@ -92,20 +92,37 @@ class Connection:
         self.rfile = sock.makefile('rb', buffering=BODY_CHUNK * 2)
 
     def read_frame(self):
+        """The next frame as (kind, flags, payload), for the frames whose
+        header bytes 2-3 are reserved: all but REQUEST (read_request)."""
+        kind, flags, reserved, payload = self._read()
+        if reserved:
+            raise ProtocolError('frame 0x%02x: reserved header bytes are 0x%04x, not zero' % (kind, reserved))
+        return kind, flags, payload
+
+    def read_request(self):
+        """The REQUEST that starts an exchange, as (flags, application
+        index, payload)."""
+        kind, flags, app, payload = self._read()
+        if kind != REQUEST:
+            raise ProtocolError('expected REQUEST, got frame 0x%02x' % kind)
+        return flags, app, payload
+
+    def _read(self):
+        """The next frame as (kind, flags, bytes 2-3 of the header, payload)."""
         head = self.rfile.read(HEADER_SIZE)
         if len(head) != HEADER_SIZE:
             if not head:
                 raise ConnectionLost()
             raise ProtocolError('connection closed inside a frame header')
-        kind, flags, reserved, size = HEADER.unpack(head)
-        if reserved or size > MAX_PAYLOAD:
-            raise ProtocolError('bad frame header %r' % head)
+        kind, flags, app, size = HEADER.unpack(head)
+        if size > MAX_PAYLOAD:
+            raise ProtocolError('bad frame header %r: payload of %d bytes exceeds %d' % (head, size, MAX_PAYLOAD))
         if not size:
-            return kind, flags, b''
+            return kind, flags, app, b''
         payload = self.rfile.read(size)
         if len(payload) != size:
             raise ProtocolError('connection closed inside a frame of type 0x%02x' % kind)
-        return kind, flags, payload
+        return kind, flags, app, payload
 
     def send(self, data):
         try:

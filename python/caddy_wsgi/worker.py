@@ -345,12 +345,15 @@ def as_bytes(data):
 
 
 class Worker:
-    """Serves requests from one connection, one at a time, on one thread."""
+    """Serves requests from one connection, one at a time, on one thread.
 
-    def __init__(self, conn, app, base_environ, local):
+    apps is the process's list of (application, base environ) pairs, in the
+    order of the --app arguments: a REQUEST names the one it is for by its
+    index in it."""
+
+    def __init__(self, conn, apps, local):
         self.conn = conn
-        self.app = app
-        self.base_environ = base_environ
+        self.apps = apps
         self.errors = LogStream(conn, wire.LEVEL_ERROR)
         self.stdout = LogStream(conn, wire.LEVEL_INFO)
         self.local = local
@@ -361,13 +364,17 @@ class Worker:
         # Thread-local: registered from the thread that serves.
         self.local.stdout = self.stdout
         self.local.stderr = self.errors
-        read_frame = self.conn.read_frame
+        read_request = self.conn.read_request
+        apps = self.apps
         try:
             while True:
-                kind, flags, payload = read_frame()
-                if kind != wire.REQUEST:
-                    raise wire.ProtocolError('expected REQUEST, got frame 0x%02x' % kind)
-                self.handle(flags, payload)
+                flags, index, payload = read_request()
+                try:
+                    app, base_environ = apps[index]
+                except IndexError:
+                    raise wire.ProtocolError('REQUEST for application %d; applications in this worker: %d'
+                                             % (index, len(apps))) from None
+                self.handle(app, base_environ, flags, payload)
         except wire.ConnectionLost:
             # Closing our end lets Caddy see that this thread is gone.
             self.conn.close()
@@ -378,8 +385,8 @@ class Worker:
             sys.__stderr__.flush()
             os._exit(70)
 
-    def handle(self, flags, payload):
-        environ = self.base_environ.copy()
+    def handle(self, app, base_environ, flags, payload):
+        environ = base_environ.copy()
         fields = iter(payload.decode('latin-1').split('\0'))
         environ.update(zip(fields, fields))
         # Most requests have no body: they share one exhausted stream.
@@ -388,7 +395,7 @@ class Worker:
         environ['wsgi.errors'] = self.errors
         request = Request(self.conn, environ['REQUEST_METHOD'] != 'HEAD')
         try:
-            result = self.app(environ, request.start_response)
+            result = app(environ, request.start_response)
             try:
                 request.send(result, FileWrapper)
             finally:

@@ -94,8 +94,10 @@ class WorkerDied(AssertionError):
     """The worker thread called os._exit (the connection was out of step)."""
 
 
-def frame(kind, payload=b'', flags=0):
-    return HEADER.pack(kind, flags, 0, len(payload)) + payload
+def frame(kind, payload=b'', flags=0, app=0):
+    """app goes in header bytes 2-3: the application index of a REQUEST,
+    reserved (zero) in every other frame."""
+    return HEADER.pack(kind, flags, app, len(payload)) + payload
 
 
 def encode_pairs(pairs):
@@ -264,7 +266,8 @@ def make_base_environ(fds=1, processes=1, app='tests:application', group=''):
     """main.base_environ for a worker started with these arguments."""
     argv = ['--app', app, '--fds', ','.join(str(3 + i) for i in range(fds)),
             '--processes', str(processes), '--group', group]
-    return wsgi_main.base_environ(wsgi_main.parse_args(argv))
+    args = wsgi_main.parse_args(argv)
+    return wsgi_main.base_environ(args, args.apps[0][2])
 
 
 class Client:
@@ -293,7 +296,7 @@ class Client:
         return f
 
     def request(self, environ=None, body=None, chunked_window=None, truncated=False,
-                on_frame=None, empty_last_grant=False):
+                on_frame=None, empty_last_grant=False, app=0):
         """Send one request and collect the response.
 
         environ: CGI keys to add to or override DEFAULT_ENVIRON; values are
@@ -310,12 +313,13 @@ class Client:
             no EOF).
         on_frame: called with each frame as it arrives, before the next one
             is read: for testing streaming.
+        app: the application index the REQUEST names (header bytes 2-3).
         """
         env = dict(DEFAULT_ENVIRON)
         env.update(environ or {})
         if body is not None and 'CONTENT_LENGTH' not in env:
             env['CONTENT_LENGTH'] = str(len(body))
-        out = [frame(REQUEST, encode_pairs(env), FLAG_NO_BODY if body is None else 0)]
+        out = [frame(REQUEST, encode_pairs(env), FLAG_NO_BODY if body is None else 0, app)]
         rest = b''
         paused = False
         if body is not None:
@@ -416,9 +420,11 @@ class Client:
 
 class FakeCaddy(Client):
     """A Client connected to a caddy_wsgi.worker.Worker serving on a thread
-    of this process, built the way main.main builds it."""
+    of this process, built the way main.main builds it. The worker serves
+    app as application 0 and extra_apps, (application, base environ)
+    pairs, as applications 1, 2, ..."""
 
-    def __init__(self, app, base_environ=None, local=None):
+    def __init__(self, app, base_environ=None, local=None, extra_apps=()):
         server_end, worker_end = socket.socketpair()
         super().__init__(server_end)
         self.worker_sock = SpySocket(fileno=worker_end.detach())
@@ -430,7 +436,7 @@ class FakeCaddy(Client):
             local = threading.local()
         # As in main.main: the Worker is built on the calling thread and
         # serves on a thread of its own.
-        self.worker = wsgi_worker.Worker(self.conn, app, base_environ, local)
+        self.worker = wsgi_worker.Worker(self.conn, [(app, base_environ), *extra_apps], local)
         self.thread = threading.Thread(target=self._serve, name='fake-caddy-worker', daemon=True)
         self.thread.start()
 

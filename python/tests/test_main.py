@@ -303,14 +303,16 @@ def test_parse_args_and_base_environ(tmp_path):
     script = tmp_path / 'site.wsgi'
     args = main.parse_args(['--app', str(script), '--fds', '3,4,5', '--processes', '2', '--group', 'site'])
     assert args.fds == [3, 4, 5]
-    env = main.base_environ(args)
+    assert args.apps == [(str(script), 'application', str(script))]
+    env = main.base_environ(args, str(script))
     assert env['wsgi.multithread'] is True and env['wsgi.multiprocess'] is True
     assert env['SCRIPT_FILENAME'] == str(script)
     assert env['mod_wsgi.process_group'] == 'site'
     assert env['wsgi.version'] == (1, 0)
 
     args = main.parse_args(['--app', 'pkg.mod:app', '--fds', '3'])
-    env = main.base_environ(args)
+    assert args.apps == [('pkg.mod:app', 'application', '')]
+    env = main.base_environ(args, '')
     assert env['wsgi.multithread'] is False and env['wsgi.multiprocess'] is False
     assert env['SCRIPT_FILENAME'] == ''
 
@@ -318,8 +320,41 @@ def test_parse_args_and_base_environ(tmp_path):
 def test_relative_script_path_is_made_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = main.parse_args(['--app', 'site.wsgi', '--fds', '3', '--import-script', 'preload.py'])
-    assert args.script_filename == str(tmp_path / 'site.wsgi')
+    assert args.apps[0][2] == str(tmp_path / 'site.wsgi')
     assert args.import_script == str(tmp_path / 'preload.py')
+
+
+def test_parse_args_app_callable_pairs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = main.parse_args(['--app', 'site.wsgi', '--callable', 'app', '--app', 'pkg.mod:admin',
+                            '--callable', 'application', '--app', 'site.wsgi', '--callable', 'other', '--fds', '3'])
+    assert args.apps == [
+        ('site.wsgi', 'app', str(tmp_path / 'site.wsgi')),
+        ('pkg.mod:admin', 'application', ''),
+        ('site.wsgi', 'other', str(tmp_path / 'site.wsgi')),
+    ]
+
+
+def test_parse_args_missing_callables_default_to_application():
+    # The i-th --callable is the i-th --app's, wherever it is written.
+    args = main.parse_args(['--callable', 'first', '--app', '/a.wsgi', '--app', '/b.wsgi', '--app', '/c.wsgi',
+                            '--fds', '3'])
+    assert args.apps == [('/a.wsgi', 'first', '/a.wsgi'), ('/b.wsgi', 'application', '/b.wsgi'),
+                         ('/c.wsgi', 'application', '/c.wsgi')]
+
+
+def test_parse_args_more_callables_than_apps(capsys):
+    with pytest.raises(SystemExit) as info:
+        main.parse_args(['--app', '/a.wsgi', '--callable', 'one', '--callable', 'two', '--fds', '3'])
+    assert info.value.code == 2
+    assert '2 --callable for 1 --app' in capsys.readouterr().err
+
+
+def test_parse_args_requires_an_app(capsys):
+    with pytest.raises(SystemExit) as info:
+        main.parse_args(['--callable', 'app', '--fds', '3'])
+    assert info.value.code == 2
+    assert '--app' in capsys.readouterr().err
 
 
 def test_parse_args_process_environment():
@@ -414,6 +449,29 @@ def test_main_startup_error_import_script(tmp_path, monkeypatch, clean_modules):
     assert 'helper' in text and 'RuntimeError: preload failed' in text
 
 
+def test_main_startup_error_names_the_second_app(tmp_path, monkeypatch, clean_modules):
+    first = write(tmp_path / 'first.wsgi', HELLO_APP)
+    second = write(tmp_path / 'second.wsgi', '''
+        def helper():
+            raise RuntimeError('second cannot start')
+        helper()
+    ''')
+    status, f = run_main_expecting_startup_error(str(first), monkeypatch, ['--app', str(second)])
+    assert status == 1
+    assert f.kind == STARTUP_ERROR
+    text = f.payload.decode()
+    assert text.startswith('could not load %s:' % second)
+    assert 'RuntimeError: second cannot start' in text
+
+
+def test_main_startup_error_names_the_second_callable(tmp_path, monkeypatch, clean_modules):
+    script = write(tmp_path / 'site.wsgi', HELLO_APP)
+    status, f = run_main_expecting_startup_error(str(script), monkeypatch, [
+        '--callable', 'application', '--app', str(script), '--callable', 'admin'])
+    assert status == 1
+    assert f.payload.decode() == "WSGI script %s has no callable named 'admin'" % script
+
+
 def test_main_startup_error_missing_import_script(tmp_path, monkeypatch):
     app = write(tmp_path / 'site.wsgi', HELLO_APP)
     missing = str(tmp_path / 'missing.py')
@@ -480,7 +538,7 @@ def worker_process():
 def check_hello(f, proc, python):
     assert f.kind == HELLO, f
     hello = decode_pairs(f.payload)
-    assert hello['protocol'] == '1'
+    assert hello['protocol'] == '2'
     assert hello['pid'] == str(proc.pid)
     assert hello['python'].startswith('3.')
     assert hello['executable']
@@ -533,6 +591,73 @@ def test_worker_process_several_connections(python, tmp_path, worker_process):
     assert len(threads) == 3
     status, out, err = wp.finish()
     assert status == 0, err
+
+
+@pytest.mark.parametrize('python', PYTHONS)
+def test_worker_process_several_apps(python, tmp_path, worker_process):
+    (tmp_path / 'admin').mkdir()
+    site = write(tmp_path / 'site.wsgi', HELLO_APP)
+    admin = write(tmp_path / 'admin' / 'admin.wsgi', HELLO_APP)
+    write(tmp_path / 'wsgimod_several.py', '''
+        def app(environ, start_response):
+            start_response('200 OK', [('Content-Type', 'text/plain')])
+            return [('module ' + environ['SCRIPT_FILENAME']).encode()]
+    ''')
+    # As Caddy passes them: a --callable for each --app, in order.
+    wp = worker_process(python, site, tmp_path, conns=2, extra=[
+        '--callable', 'application', '--app', str(admin), '--callable', 'application',
+        '--app', 'wsgimod_several:app', '--callable', 'application'])
+    for client in wp.clients:
+        check_hello(client.read_hello(), wp.proc, python)
+    for client in wp.clients:
+        for app, script in ((1, admin), (0, site), (1, admin)):
+            info = json.loads(client.request(body=b'for %d' % app, app=app).body)
+            assert info['script_filename'] == str(script)
+            assert info['body'] == 'for %d' % app
+        assert client.request(app=2).body == b'module '
+    names = {json.loads(wp.clients[0].request(app=app).body)['name'] for app in (0, 1)}
+    assert len(names) == 2
+    status, out, err = wp.finish()
+    assert status == 0, err
+
+
+@pytest.mark.parametrize('python', PYTHONS)
+def test_worker_process_one_script_two_callables(python, tmp_path, worker_process):
+    runs = tmp_path / 'runs'
+    script = write(tmp_path / 'site.wsgi', '''
+        with open(%r, 'a') as f:
+            f.write('ran\\n')
+
+        def application(environ, start_response):
+            start_response('200 OK', [('Content-Type', 'text/plain')])
+            return [('site ' + environ['SCRIPT_FILENAME']).encode()]
+
+        def admin(environ, start_response):
+            start_response('200 OK', [('Content-Type', 'text/plain')])
+            return [('admin ' + environ['SCRIPT_FILENAME']).encode()]
+    ''' % str(runs))
+    wp = worker_process(python, script, tmp_path, extra=[
+        '--callable', 'application', '--app', str(script), '--callable', 'admin'])
+    client = wp.clients[0]
+    check_hello(client.read_hello(), wp.proc, python)
+    assert client.request(app=1).body == b'admin %s' % bytes(script)
+    assert client.request(app=0).body == b'site %s' % bytes(script)
+    assert runs.read_text() == 'ran\n'
+    status, out, err = wp.finish()
+    assert status == 0, err
+
+
+@pytest.mark.parametrize('python', PYTHONS)
+def test_worker_process_exits_on_unknown_app_index(python, tmp_path, worker_process):
+    from fakecaddy import DEFAULT_ENVIRON, FLAG_NO_BODY, REQUEST, encode_pairs, frame
+    script = write(tmp_path / 'hello.wsgi', HELLO_APP)
+    wp = worker_process(python, script, tmp_path, extra=['--app', str(script)])
+    client = wp.clients[0]
+    check_hello(client.read_hello(), wp.proc, python)
+    assert json.loads(client.request(app=1).body)['script_filename'] == str(script)
+    client.sock.sendall(frame(REQUEST, encode_pairs(DEFAULT_ENVIRON), FLAG_NO_BODY, app=2))
+    assert wp.proc.wait(TIMEOUT) == 70
+    assert 'ProtocolError: REQUEST for application 2; applications in this worker: 2' in wp.proc.stderr.read().decode()
 
 
 @pytest.mark.parametrize('python', PYTHONS)

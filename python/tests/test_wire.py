@@ -54,7 +54,7 @@ def payload_of(f):
 
 
 def test_constants():
-    assert wire.VERSION == VECTORS['protocol_version'] == 1
+    assert wire.VERSION == VECTORS['protocol_version'] == 2
     assert wire.HEADER_SIZE == 8
     assert wire.MAX_PAYLOAD == 16 * 1024 * 1024
     assert wire.BODY_CHUNK == 64 * 1024
@@ -67,7 +67,8 @@ def test_vector_is_consistent(param):
     _, _, f = param
     payload = payload_of(f)
     expected = bytes.fromhex(f['hex'])
-    assert expected == wire.HEADER.pack(f['code'], f['flags'], 0, len(payload)) + payload
+    assert expected == wire.HEADER.pack(f['code'], f['flags'], f.get('app', 0), len(payload)) + payload
+    assert 'app' not in f or f['type'] == 'REQUEST'
 
 
 @pytest.mark.parametrize('param', all_frames('worker'), ids=frame_id)
@@ -94,9 +95,10 @@ def test_encode_worker_frames(param):
     assert got.hex() == f['hex']
 
 
-@pytest.mark.parametrize('param', all_frames('server'), ids=frame_id)
+@pytest.mark.parametrize('param', [p for p in all_frames('server') if not p[2].get('app')], ids=frame_id)
 def test_encode_server_frames(param):
-    """The generic encoder also produces the server's frames."""
+    """The generic encoder also produces the server's frames (but for the
+    application index, which only a REQUEST from the server carries)."""
     _, _, f = param
     payload = wire.encode_pairs(f['pairs']) if 'pairs' in f else payload_of(f)
     assert wire.frame(CODES[f['type']], payload, f['flags']).hex() == f['hex']
@@ -133,7 +135,12 @@ def test_read_frame_decodes_vectors(vector):
         a.shutdown(socket.SHUT_WR)
         conn = wire.Connection(b)
         for f in vector['frames']:
-            kind, flags, payload = conn.read_frame()
+            if f['type'] == 'REQUEST':
+                flags, app, payload = conn.read_request()
+                kind = wire.REQUEST
+                assert app == f.get('app', 0)
+            else:
+                kind, flags, payload = conn.read_frame()
             assert (kind, flags) == (f['code'], f['flags'])
             assert payload == payload_of(f)
             if kind in (wire.REQUEST, wire.HELLO):
@@ -177,6 +184,36 @@ def test_read_frame_one_byte_at_a_time():
         sender.join()
         a.close()
         b.close()
+
+
+def test_read_request_application_index():
+    a, b = pair()
+    with a, b:
+        # Both bytes, big-endian.
+        a.sendall(bytes.fromhex('400101020000000441004200'))
+        assert wire.Connection(b).read_request() == (wire.FLAG_NO_BODY, 0x0102, b'A\0B\0')
+
+
+def test_read_frame_refuses_an_application_index():
+    # Only read_request accepts bytes 2-3 that are not zero.
+    a, b = pair()
+    with a, b:
+        a.sendall(vector_bytes('request_second_app'))
+        with pytest.raises(wire.ProtocolError, match='reserved header bytes are 0x0001'):
+            wire.Connection(b).read_frame()
+
+
+@pytest.mark.parametrize('data', [
+    vector_bytes('body_end_truncated'),
+    bytes.fromhex('4100000100000000'),      # reserved bytes set too
+    bytes.fromhex('7f00000000000000'),
+], ids=['BODY_END', 'BODY-reserved', 'unknown'])
+def test_read_request_refuses_other_frames(data):
+    a, b = pair()
+    with a, b:
+        a.sendall(data)
+        with pytest.raises(wire.ProtocolError, match='expected REQUEST, got frame 0x%02x' % data[0]):
+            wire.Connection(b).read_request()
 
 
 @pytest.mark.parametrize('case', VECTORS['invalid'], ids=lambda c: c['name'])
@@ -272,16 +309,19 @@ def recv_exactly(sock, n):
 # The worker's side of an exchange, over a socket pair, against the vectors.
 
 class Server:
-    """Plays Caddy on one connection to a Worker running in a thread."""
+    """Plays Caddy on one connection to a Worker running in a thread, which
+    serves the applications given, indexes 0, 1, ..."""
 
-    def __init__(self, app):
+    def __init__(self, *apps):
         # The worker's socket must not time out: the worker would exit.
         self.sock, worker_sock = socket.socketpair()
         self.sock.settimeout(20)
         self.worker_sock = worker_sock
         self.conn = wire.Connection(self.sock)
-        self.worker = worker.Worker(wire.Connection(worker_sock), app, {'wsgi.version': (1, 0), 'wsgi.file_wrapper': worker.FileWrapper},
-                                    threading.local())
+        self.worker = worker.Worker(
+            wire.Connection(worker_sock),
+            [(app, {'wsgi.version': (1, 0), 'wsgi.file_wrapper': worker.FileWrapper}) for app in apps],
+            threading.local())
         self.thread = threading.Thread(target=self.worker.serve, daemon=True)
         self.thread.start()
 
@@ -312,6 +352,25 @@ def test_worker_hello_world_exchange():
     try:
         expected = vector_bytes('response_hello_world')
         for _ in range(2):  # the connection is reused
+            server.sock.sendall(vector_bytes('request_get_no_body'))
+            assert recv_exactly(server.sock, len(expected)) == expected
+    finally:
+        server.close()
+
+
+def test_worker_routes_by_application_index():
+    def admin_app(environ, start_response):
+        start_response('200 OK', [])
+        return [('admin: %s %s' % (environ['SCRIPT_NAME'], environ['PATH_INFO'])).encode()]
+
+    server = Server(hello_app, admin_app)
+    try:
+        expected = vector_bytes('response_hello_world')
+        for _ in range(2):  # alternately, on one connection
+            server.sock.sendall(vector_bytes('request_second_app'))
+            assert server.frames_until_end() == [(wire.RESPONSE_HEAD, 0, b'200 OK'),
+                                                 (wire.RESPONSE_BODY, 0, b'admin: /admin /users'),
+                                                 (wire.RESPONSE_END, 0, b'')]
             server.sock.sendall(vector_bytes('request_get_no_body'))
             assert recv_exactly(server.sock, len(expected)) == expected
     finally:
@@ -476,7 +535,7 @@ def test_process_hello_on_every_connection_and_shutdown(tmp_path):
             kind, flags, payload = wire.Connection(sock).read_frame()
             assert (kind, flags) == (wire.HELLO, 0)
             hello = wire.decode_pairs(payload)
-            assert hello['protocol'] == '1'
+            assert hello['protocol'] == '2'
             assert hello['pid'] == str(proc.pid)
         socks[1].sendall(vector_bytes('request_get_no_body'))
         expected = vector_bytes('response_hello_world')
@@ -502,13 +561,17 @@ def test_process_startup_error(tmp_path):
             sock.close()
 
 
-@pytest.mark.parametrize('bad', [
-    bytes.fromhex('7f00000000000000'),                    # unknown type
-    bytes.fromhex('4001000100000000'),                    # reserved bytes
-    bytes.fromhex('4300000000000000'),                    # BODY_PAUSE instead of REQUEST
-    vector_bytes('request_get_no_body')[:20],             # truncated, then closed
-], ids=['unknown-type', 'reserved', 'out-of-order', 'truncated'])
-def test_process_protocol_violation_exits_70(tmp_path, bad):
+POST_REQUEST = bytes.fromhex(BY_NAME['request_post_small_body']['frames'][0]['hex'])
+
+
+@pytest.mark.parametrize('bad, message', [
+    (bytes.fromhex('7f00000000000000'), 'expected REQUEST, got frame 0x7f'),
+    (POST_REQUEST + bytes.fromhex('4100000100000000'), 'frame 0x41: reserved header bytes are 0x0001, not zero'),
+    (bytes.fromhex('4300000000000000'), 'expected REQUEST, got frame 0x43'),
+    (vector_bytes('request_get_no_body')[:20], 'connection closed inside a frame of type 0x40'),
+    (vector_bytes('request_second_app'), 'REQUEST for application 1; applications in this worker: 1'),
+], ids=['unknown-type', 'reserved-in-body', 'out-of-order', 'truncated', 'no-such-app'])
+def test_process_protocol_violation_exits_70(tmp_path, bad, message):
     proc, socks = spawn(tmp_path, APP, nfds=2)
     try:
         for sock in socks:
@@ -516,6 +579,7 @@ def test_process_protocol_violation_exits_70(tmp_path, bad):
         socks[0].sendall(bad)
         socks[0].shutdown(socket.SHUT_WR)
         assert proc.wait(20) == 70
+        assert 'ProtocolError: ' + message in proc.stderr.read().decode()
     finally:
         for sock in socks:
             sock.close()
@@ -600,4 +664,4 @@ def test_hello_with_non_latin1_executable(monkeypatch):
     main.hello(Conn())
     kind, _, _, size = wire.HEADER.unpack(sent[0][:wire.HEADER_SIZE])
     assert kind == wire.HELLO
-    assert wire.decode_pairs(sent[0][wire.HEADER_SIZE:])['protocol'] == '1'
+    assert wire.decode_pairs(sent[0][wire.HEADER_SIZE:])['protocol'] == '2'

@@ -11,8 +11,8 @@ from wsgiref.validate import validator
 import pytest
 
 from caddy_wsgi import worker
-from fakecaddy import (BODY_CHUNK, LEVEL_ERROR, LEVEL_INFO, TIMEOUT,  # noqa: F401 (fixtures)
-                       make_base_environ, make_caddy, os_trap)
+from fakecaddy import (BODY, BODY_CHUNK, BODY_END, DEFAULT_ENVIRON, FLAG_NO_BODY, LEVEL_ERROR,  # noqa: F401 (fixtures)
+                       LEVEL_INFO, REQUEST, TIMEOUT, encode_pairs, frame, make_base_environ, make_caddy, os_trap)
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -146,6 +146,26 @@ def test_environ_constant_keys(serve, fds, processes, multithread, multiprocess)
     assert env['GATEWAY_INTERFACE'] == 'CGI/1.1'
     assert hasattr(env['wsgi.input'], 'read')
     assert hasattr(env['wsgi.errors'], 'write')
+
+
+def test_apps_are_chosen_by_index(make_caddy):
+    seen = []
+
+    def named(name):
+        def app(environ, start_response):
+            seen.append((name, environ['SCRIPT_FILENAME'], environ['PATH_INFO']))
+            start_response('200 OK', [])
+            return [name.encode()]
+        return app
+
+    caddy = make_caddy(named('site'), base_environ=make_base_environ(app='/srv/site.wsgi'), extra_apps=[
+        (named('admin'), make_base_environ(app='/srv/admin.wsgi')),
+        (named('module'), make_base_environ(app='pkg.mod:app')),
+    ])
+    for app, name in [(2, 'module'), (0, 'site'), (1, 'admin'), (0, 'site')]:
+        assert caddy.request({'PATH_INFO': '/%d' % app}, app=app).body == name.encode()
+    assert seen == [('module', '', '/2'), ('site', '/srv/site.wsgi', '/0'),
+                    ('admin', '/srv/admin.wsgi', '/1'), ('site', '/srv/site.wsgi', '/0')]
 
 
 @pytest.mark.parametrize('scheme', ['http', 'https'])
@@ -1261,8 +1281,27 @@ def test_worker_ends_when_caddy_closes(serve):
 
 
 def test_worker_exits_on_protocol_error(serve):
-    from fakecaddy import BODY, frame
     caddy = serve(ok())
     caddy.sock.sendall(frame(BODY, b'not a request'))
     caddy.thread.join(TIMEOUT)
     assert caddy.exit_code == 70
+
+
+def test_worker_exits_on_unknown_app_index(make_caddy, capfd):
+    caddy = make_caddy(ok(), extra_apps=[(ok(b'second'), make_base_environ())])
+    assert caddy.request(app=1).body == b'second'
+    caddy.sock.sendall(frame(REQUEST, encode_pairs(DEFAULT_ENVIRON), FLAG_NO_BODY, app=2))
+    caddy.thread.join(TIMEOUT)
+    assert caddy.exit_code == 70
+    assert 'REQUEST for application 2; applications in this worker: 2' in capfd.readouterr().err
+
+
+def test_worker_exits_on_reserved_bytes_in_body_frame(serve, capfd):
+    # Only a REQUEST carries an application index: in the body frames that
+    # follow it, bytes 2-3 stay reserved.
+    caddy = serve(ok())
+    caddy.sock.sendall(frame(REQUEST, encode_pairs(dict(DEFAULT_ENVIRON, CONTENT_LENGTH='1')))
+                       + frame(BODY, b'x', app=1) + frame(BODY_END))
+    caddy.thread.join(TIMEOUT)
+    assert caddy.exit_code == 70
+    assert 'frame 0x41: reserved header bytes are 0x0001, not zero' in capfd.readouterr().err
