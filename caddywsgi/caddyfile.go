@@ -72,17 +72,24 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // setScriptOption applies one wsgi_script option: its own, or a setting of
 // its daemon group. inline is the name=value token for the inline form.
 func (h *Handler) setScriptOption(name string, args []string, inline string) error {
-	switch strings.ReplaceAll(name, "-", "_") {
-	case "process_group", "callable_object":
+	switch name = strings.ReplaceAll(name, "-", "_"); name {
+	case "process_group", "callable_object", "application_type":
 		if len(args) != 1 || args[0] == "" {
 			return fmt.Errorf("%s takes one value", name)
 		}
-		if strings.HasPrefix(name, "process") {
+		switch name {
+		case "process_group":
 			h.ProcessGroup = args[0]
-		} else {
+		case "callable_object":
 			h.CallableObject = args[0]
+		default:
+			h.ApplicationType = args[0]
 		}
 		return nil
+	case "pass_authorization":
+		var err error
+		h.PassAuthorization, err = onOff(name, args)
+		return err
 	}
 	if inline != "" {
 		return h.DaemonGroup.setInline(inline)

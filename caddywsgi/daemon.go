@@ -127,6 +127,11 @@ type DaemonGroup struct {
 	// Whether touching a WSGI script file (changing its modification time)
 	// restarts the group's processes gracefully. Default: true.
 	ScriptReloading *bool `json:"script_reloading,omitempty"`
+
+	// Whether a change to the source of any module the application has
+	// imported restarts the group gracefully, as mod_wsgi-express's
+	// --reload-on-changes: for development. Default: off.
+	ReloadOnChanges bool `json:"reload_on_changes,omitempty"`
 }
 
 // defaultDeadlockTimeout is mod_wsgi's: long enough that only a process that
@@ -167,6 +172,7 @@ func (g *DaemonGroup) poolConfig(name string) (pool.Config, error) {
 		CPUTimeLimit:        time.Duration(g.CPUTimeLimit),
 		DeadlockTimeout:     cmp.Or(time.Duration(g.DeadlockTimeout), defaultDeadlockTimeout),
 		ScriptReloading:     g.ScriptReloading == nil || *g.ScriptReloading,
+		ReloadOnChanges:     g.ReloadOnChanges,
 	}
 	if g.Umask != "" {
 		umask, err := strconv.ParseUint(g.Umask, 8, 16)
@@ -183,27 +189,48 @@ func (g *DaemonGroup) poolConfig(name string) (pool.Config, error) {
 	return cfg, nil
 }
 
-// resolveApp checks an application (a script path or module:callable) and
-// makes a script's path absolute.
-func resolveApp(target, callable string) (pool.App, error) {
+// Application types, as mod_wsgi-express's --application-type.
+const (
+	typeScript = "script" // a WSGI script file, loaded as mod_wsgi loads one
+	typeModule = "module" // package.module[:callable], imported
+	typePaste  = "paste"  // a PasteDeploy .ini file
+)
+
+// resolveApp checks an application and makes a file's path absolute.
+// Without appType, a target of the form module:callable is a module and
+// anything else a script.
+func resolveApp(target, callable, appType string) (pool.App, error) {
 	if target == "" {
 		return pool.App{}, fmt.Errorf("no WSGI application configured")
 	}
 	if callable == "" {
 		callable = "application"
 	}
-	app := pool.App{Target: target, Callable: callable}
-	if strings.Contains(target, ":") {
-		return app, nil
+	if appType == "" {
+		appType = typeScript
+		if strings.Contains(target, ":") {
+			appType = typeModule
+		}
 	}
-	script, err := filepath.Abs(target)
+	app := pool.App{Target: target, Callable: callable, Type: appType}
+	switch appType {
+	case typeModule:
+		return app, nil
+	case typeScript, typePaste:
+	default:
+		return app, fmt.Errorf("application_type %q: want script, module or paste", appType)
+	}
+	file, err := filepath.Abs(target)
 	if err != nil {
 		return app, err
 	}
-	if _, err := os.Stat(script); err != nil {
+	if _, err := os.Stat(file); err != nil {
+		if appType == typePaste {
+			return app, fmt.Errorf("PasteDeploy configuration: %w", err)
+		}
 		return app, fmt.Errorf("WSGI script: %w (to load a module instead, write module:callable)", err)
 	}
-	app.Target = script
+	app.Target = file
 	return app, nil
 }
 
@@ -212,7 +239,7 @@ var settingNames = []string{
 	"callable_object", "cpu_time_limit", "deadlock_timeout", "display_name", "env", "graceful_timeout", "home",
 	"import_script", "inactivity_timeout", "lang", "locale", "max_queue", "maximum_requests",
 	"memory_limit", "processes", "python", "python_home", "python_path", "queue_timeout",
-	"request_timeout", "restart_interval", "script_reloading", "shutdown_timeout",
+	"reload_on_changes", "request_timeout", "restart_interval", "script_reloading", "shutdown_timeout",
 	"startup_timeout", "supplementary_groups", "threads", "umask", "user", "group",
 }
 
@@ -348,22 +375,23 @@ func (g *DaemonGroup) set(name string, args []string) error {
 		g.MemoryLimit = int64(n)
 		return nil
 	case "script_reloading":
-		s, err := one()
-		if err != nil {
-			return err
-		}
-		var on bool
-		switch s {
-		case "on":
-			on = true
-		case "off":
-		default:
-			return fmt.Errorf("script_reloading must be on or off, not %q", s)
-		}
+		on, err := onOff(name, args)
 		g.ScriptReloading = &on
-		return nil
+		return err
+	case "reload_on_changes":
+		on, err := onOff(name, args)
+		g.ReloadOnChanges = on
+		return err
 	}
 	return fmt.Errorf("unknown setting %q; the settings are: %s", name, strings.Join(settingNames, ", "))
+}
+
+// onOff parses a setting whose one value is on or off.
+func onOff(name string, args []string) (bool, error) {
+	if len(args) == 1 && (args[0] == "on" || args[0] == "off") {
+		return args[0] == "on", nil
+	}
+	return false, fmt.Errorf("%s must be on or off, not %q", name, strings.Join(args, " "))
 }
 
 // setInline applies a setting written mod_wsgi style, as name=value. A

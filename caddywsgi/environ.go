@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-wsgi/caddy-wsgi/protocol"
@@ -79,7 +80,17 @@ func (h *Handler) appendEnviron(b []byte, r *http.Request, contentLength int64) 
 		e.add("HTTP_HOST", r.Host)
 	}
 	for name, values := range r.Header {
+		if name == "Authorization" && !h.PassAuthorization {
+			continue
+		}
 		e.addHeader(name, values)
+	}
+	// The user Caddy authenticated (its authentication handler), as Apache
+	// sets REMOTE_USER for mod_wsgi.
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		if user, ok := repl.GetString("http.auth.user.id"); ok && user != "" {
+			e.add("REMOTE_USER", user)
+		}
 	}
 	if err := protocol.CheckPairs(e.b[len(b):], e.pairs); err != nil {
 		return b, err

@@ -35,6 +35,17 @@ type Handler struct {
 	// callable_object, else "application".
 	CallableObject string `json:"callable_object,omitempty"`
 
+	// How to load app: "script" (a WSGI script file), "module"
+	// (package.module:callable, imported) or "paste" (a PasteDeploy .ini
+	// file; the interpreter needs the PasteDeploy package). Default:
+	// "module" if app has the module:callable form, else "script".
+	ApplicationType string `json:"application_type,omitempty"`
+
+	// Whether the request's Authorization header reaches the application as
+	// HTTP_AUTHORIZATION, as WSGIPassAuthorization On does. Default: off, as
+	// in mod_wsgi, so that credentials Caddy checks stay with Caddy.
+	PassAuthorization bool `json:"pass_authorization,omitempty"`
+
 	// The daemon process group (defined in the wsgi app, the Caddyfile's
 	// wsgi_daemon) to run the application in. Without one, the handler's own
 	// settings below make up its group.
@@ -76,7 +87,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if callable == "" {
 		callable = group.CallableObject
 	}
-	app, err := resolveApp(h.App, callable)
+	app, err := resolveApp(h.App, callable, h.ApplicationType)
 	if err != nil {
 		return err
 	}

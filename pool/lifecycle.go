@@ -311,7 +311,7 @@ func reloadableScripts(cfg Config) []string {
 	var scripts []string
 	for _, app := range cfg.Apps {
 		script := app.Target
-		if strings.Contains(script, ":") {
+		if app.Type == "module" {
 			continue
 		}
 		// The worker resolves a relative path against its working directory.

@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -122,15 +123,24 @@ type Config struct {
 	// second, as mod_wsgi's WSGIScriptReloading. It does nothing for a
 	// module:callable App.
 	ScriptReloading bool
+	// ReloadOnChanges reloads the application (see Pool.Reload) when the
+	// source file of any module a worker has imported changes, as
+	// mod_wsgi-express's --reload-on-changes; each worker checks once a
+	// second.
+	ReloadOnChanges bool
 }
 
 // App is a WSGI application, as WSGIScriptAlias names one.
 type App struct {
-	// Target is a WSGI script path, or "module:callable".
+	// Target is a WSGI script path, "module:callable", or a PasteDeploy
+	// configuration file, as Type says.
 	Target string
 	// Callable is the name of the WSGI callable in a script, default
 	// "application".
 	Callable string
+	// Type is "script", "module" or "paste"; default "module" for a target
+	// with a colon, else "script".
+	Type string
 }
 
 // Errors returned by Acquire.
@@ -186,8 +196,15 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 	}
 	cfg.Apps = slices.Clone(cfg.Apps)
 	for i := range cfg.Apps {
-		if cfg.Apps[i].Callable == "" {
-			cfg.Apps[i].Callable = "application"
+		app := &cfg.Apps[i]
+		if app.Callable == "" {
+			app.Callable = "application"
+		}
+		if app.Type == "" {
+			app.Type = "script"
+			if strings.Contains(app.Target, ":") {
+				app.Type = "module"
+			}
 		}
 	}
 	if cfg.Processes <= 0 {

@@ -92,7 +92,7 @@ func (p *Pool) spawn() (*process, error) {
 
 	args := []string{filepath.Join(p.runtimeDir, python.Entrypoint)}
 	for _, app := range cfg.Apps {
-		args = append(args, "--app", app.Target, "--callable", app.Callable)
+		args = append(args, "--app", app.Target, "--callable", app.Callable, "--app-type", app.Type)
 	}
 	args = append(args, "--fds", strings.Join(fdList, ","),
 		"--processes", strconv.Itoa(cfg.Processes), "--group", cfg.Name)
