@@ -76,6 +76,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"wsgi_script /app a.wsgi {\nscript_reloading yes\n}": `script_reloading must be on or off, not "yes"`,
 		"wsgi_script /app a.wsgi {\npython_path\n}":          "python_path takes one or more directories",
 		`wsgi_script /app a.wsgi env=NOVALUE`:                `"env=NOVALUE": want env=NAME=VALUE`,
+		// The handler alone has no routes to put a document root in.
+		`wsgi_script /app a.wsgi document_root=/srv/htdocs`: "document_root belongs to the wsgi_script directive, which expands it into routes",
 	} {
 		var h Handler
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
@@ -121,7 +123,7 @@ func TestEverySettingIsAccepted(t *testing.T) {
 		"env": {"A", "B"}, "graceful_timeout": {"15s"}, "home": {"/srv"}, "import_script": {"/srv/pre.py"},
 		"inactivity_timeout": {"1h"}, "lang": {"C.UTF-8"}, "locale": {"C.UTF-8"}, "max_queue": {"100"},
 		"maximum_requests": {"1000"}, "memory_limit": {"1GB"}, "processes": {"2"}, "python": {"python3"},
-		"python_home": {"/srv/venv"}, "python_path": {"/srv/lib"}, "queue_timeout": {"45s"},
+		"python_home": {"/srv/venv"}, "python_path": {"/srv/lib"}, "queue_timeout": {"45s"}, "reload_on_changes": {"on"},
 		"request_timeout": {"60s"}, "restart_interval": {"1h"}, "script_reloading": {"off"},
 		"shutdown_timeout": {"5s"}, "startup_timeout": {"15s"}, "threads": {"15"}, "umask": {"0027"},
 		"user": {"www-data"}, "group": {"www-data"}, "supplementary_groups": {"ssl-cert", "adm"},

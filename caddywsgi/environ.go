@@ -1,6 +1,8 @@
 package caddywsgi
 
 import (
+	"crypto/tls"
+	"encoding/pem"
 	"net"
 	"net/http"
 	"path"
@@ -72,6 +74,7 @@ func (h *Handler) appendEnviron(b []byte, r *http.Request, contentLength int64) 
 	if r.TLS != nil {
 		e.add("HTTPS", "on")
 		e.add("wsgi.url_scheme", "https")
+		e.addTLS(r.TLS)
 	} else {
 		e.add("wsgi.url_scheme", "http")
 	}
@@ -96,6 +99,36 @@ func (h *Handler) appendEnviron(b []byte, r *http.Request, contentLength int64) 
 		return b, err
 	}
 	return e.b, nil
+}
+
+// addTLS adds the variables Apache's mod_ssl sets with SSLOptions
+// +StdEnvVars +ExportCertData, by which applications behind mod_wsgi learn
+// about the connection and the client's certificate. Cipher names are
+// IANA's (TLS_AES_128_GCM_SHA256), not OpenSSL's.
+func (e *environ) addTLS(cs *tls.ConnectionState) {
+	e.add("SSL_PROTOCOL", strings.Replace(tls.VersionName(cs.Version), "TLS ", "TLSv", 1))
+	e.add("SSL_CIPHER", tls.CipherSuiteName(cs.CipherSuite))
+	if cs.ServerName != "" {
+		e.add("SSL_TLS_SNI", cs.ServerName)
+	}
+	if len(cs.PeerCertificates) == 0 {
+		e.add("SSL_CLIENT_VERIFY", "NONE")
+		return
+	}
+	// Caddy's client_auth modes that do not verify accept any certificate:
+	// Apache's optional_no_ca, which it reports as GENEROUS.
+	verify := "GENEROUS"
+	if len(cs.VerifiedChains) > 0 {
+		verify = "SUCCESS"
+	}
+	cert := cs.PeerCertificates[0]
+	e.add("SSL_CLIENT_VERIFY", verify)
+	e.add("SSL_CLIENT_S_DN", cert.Subject.String())
+	e.add("SSL_CLIENT_I_DN", cert.Issuer.String())
+	e.add("SSL_CLIENT_M_SERIAL", strings.ToUpper(cert.SerialNumber.Text(16)))
+	e.add("SSL_CLIENT_V_START", cert.NotBefore.UTC().Format("Jan _2 15:04:05 2006 GMT"))
+	e.add("SSL_CLIENT_V_END", cert.NotAfter.UTC().Format("Jan _2 15:04:05 2006 GMT"))
+	e.add("SSL_CLIENT_CERT", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})))
 }
 
 // addHeader adds one request header as CGI does: HTTP_ followed by the name

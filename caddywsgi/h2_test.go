@@ -2,8 +2,15 @@ package caddywsgi_test
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,6 +18,41 @@ import (
 
 	"github.com/quic-go/quic-go/http3"
 )
+
+// TestClientCertificateEnviron: the client's certificate reaches the
+// application in mod_ssl's variables. (caddyfile_examples/mtls verifies
+// certificates against Caddy's CA; here any certificate is accepted.)
+func TestClientCertificateEnviron(t *testing.T) {
+	c := startCaddy(t, `https://localhost:{https_port} {
+	tls internal {
+		client_auth {
+			mode request
+		}
+	}
+	wsgi_script / {apps}/app.wsgi python={python}
+}`)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	template := &x509.Certificate{SerialNumber: big.NewInt(0xC0FFEE), Subject: pkix.Name{CommonName: "alice", Organization: []string{"Shop"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := h2Client()
+	client.Transport.(*http.Transport).TLSClientConfig.Certificates = []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}
+	t.Cleanup(client.CloseIdleConnections)
+	res, body := get(t, client, "GET", c.HTTPSURL("/env"), nil)
+	env := environOf(t, res, body)
+	for k, v := range map[string]any{
+		"SSL_CLIENT_VERIFY": "GENEROUS", "SSL_CLIENT_S_DN": "CN=alice,O=Shop", "SSL_CLIENT_I_DN": "CN=alice,O=Shop",
+		"SSL_CLIENT_M_SERIAL": "C0FFEE",
+		"SSL_CLIENT_CERT":     string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+	} {
+		if env[k] != v {
+			t.Errorf("%s = %#v, want %#v", k, env[k], v)
+		}
+	}
+}
 
 func TestHTTPSAndHTTP2(t *testing.T) {
 	c := startCaddy(t, `https://localhost:{https_port} {
@@ -32,6 +74,7 @@ func TestHTTPSAndHTTP2(t *testing.T) {
 	for k, v := range map[string]any{
 		"HTTPS": "on", "wsgi.url_scheme": "https", "SERVER_PROTOCOL": "HTTP/2.0",
 		"SCRIPT_NAME": "/app", "PATH_INFO": "/env", "QUERY_STRING": "x=1", "SERVER_NAME": "localhost",
+		"SSL_PROTOCOL": "TLSv1.3", "SSL_TLS_SNI": "localhost", "SSL_CLIENT_VERIFY": "NONE",
 	} {
 		if env[k] != v {
 			t.Errorf("%s = %#v, want %#v", k, env[k], v)

@@ -471,3 +471,45 @@ func TestRequestBodyTooLarge(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthorization: the Authorization header reaches the application only
+// with pass_authorization, as under mod_wsgi's WSGIPassAuthorization, and a
+// user Caddy authenticated is REMOTE_USER.
+func TestAuthorization(t *testing.T) {
+	c := startCaddy(t, `:{http_port} {
+	handle /passed/* {
+		wsgi_script /passed {apps}/app.wsgi python={python} pass_authorization=on
+	}
+	handle /checked/* {
+		# "open sesame", hashed with bcrypt at the lowest cost to keep the test fast.
+		basic_auth {
+			alice $2a$04$iN3VJ/qd.NRDrzf.U0r4zutB8wkZbnnGzPi6oUQG5T1MJCZCwcAgu
+		}
+		wsgi_script /checked {apps}/app.wsgi python={python}
+	}
+	wsgi_script / {apps}/app.wsgi python={python}
+}`)
+	environ := func(path string, auth func(*http.Request)) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest("GET", c.URL(path), nil)
+		auth(req)
+		res, err := plainClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return environOf(t, res, string(body))
+	}
+	bearer := func(r *http.Request) { r.Header.Set("Authorization", "Bearer token-1") }
+	if env := environ("/env", bearer); env["HTTP_AUTHORIZATION"] != nil || env["REMOTE_USER"] != nil {
+		t.Errorf("by default: HTTP_AUTHORIZATION %v, REMOTE_USER %v; want neither", env["HTTP_AUTHORIZATION"], env["REMOTE_USER"])
+	}
+	if env := environ("/passed/env", bearer); env["HTTP_AUTHORIZATION"] != "Bearer token-1" {
+		t.Errorf("with pass_authorization: HTTP_AUTHORIZATION %v", env["HTTP_AUTHORIZATION"])
+	}
+	env := environ("/checked/env", func(r *http.Request) { r.SetBasicAuth("alice", "open sesame") })
+	if env["REMOTE_USER"] != "alice" || env["HTTP_AUTHORIZATION"] != nil {
+		t.Errorf("behind basic_auth: REMOTE_USER %v, HTTP_AUTHORIZATION %v; want alice and none", env["REMOTE_USER"], env["HTTP_AUTHORIZATION"])
+	}
+}

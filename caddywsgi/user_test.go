@@ -29,14 +29,23 @@ func ensureTestUser() (*syscall.Credential, error) {
 			return nil, fmt.Errorf("groupadd: %v %s", err, out)
 		}
 	}
-	if _, err := user.Lookup(testUser); err != nil {
-		out, err := exec.Command("useradd", "--system", "--home-dir", "/nonexistent/"+testUser, "--no-create-home",
-			"--shell", "/usr/sbin/nologin", "--groups", testExtra, testUser).CombinedOutput()
-		if err != nil {
-			return nil, fmt.Errorf("useradd: %v %s", err, out)
+	return ensureSystemUser(testUser, testExtra)
+}
+
+// ensureSystemUser creates, unless it exists, a system user called name with
+// no home and no login shell, in a group of its own and in the extra groups,
+// and returns its credentials.
+func ensureSystemUser(name string, groups ...string) (*syscall.Credential, error) {
+	if _, err := user.Lookup(name); err != nil {
+		args := []string{"--system", "--home-dir", "/nonexistent/" + name, "--no-create-home", "--shell", "/usr/sbin/nologin"}
+		if len(groups) > 0 {
+			args = append(args, "--groups", strings.Join(groups, ","))
+		}
+		if out, err := exec.Command("useradd", append(args, name)...).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("useradd %s: %v %s", name, err, out)
 		}
 	}
-	u, err := user.Lookup(testUser)
+	u, err := user.Lookup(name)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,7 @@ package pool
 // The life cycle of a daemon process group, as mod_wsgi's: processes are
 // recycled (replaced gracefully) on maximum_requests, restart_interval,
 // inactivity_timeout, memory_limit and cpu_time_limit, when a connection falls
-// out of step, and when a script changes.
+// out of step, and when a script or another source file changes.
 
 import (
 	"bytes"
@@ -138,9 +138,28 @@ func (p *Pool) refill(slot int, old *process, delay time.Duration) {
 func (p *Pool) Reload(reason string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.reloadLocked(reason)
+}
+
+// sourceChanged reloads the application for a change notice from proc
+// (ReloadOnChanges). Every process notices a change, and the first notice
+// starts the reload: a notice from a process that the latest reload
+// replaces, or that is out of service already, is not news.
+func (p *Pool) sourceChanged(proc *process, file string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if proc.recycled || proc.dead || proc.started.Before(p.reloaded) {
+		p.log.Debug("source change already being reloaded", zap.Int("pid", proc.pid), zap.String("file", file))
+		return
+	}
+	p.reloadLocked("source changed: " + file)
+}
+
+func (p *Pool) reloadLocked(reason string) {
 	if p.closed {
 		return
 	}
+	p.reloaded = time.Now()
 	p.log.Info("reloading the application", zap.String("reason", reason))
 	for slot := range p.procs {
 		p.wg.Add(1)

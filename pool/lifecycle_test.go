@@ -38,7 +38,7 @@ type testLogs struct {
 
 func startWatchedPool(t *testing.T, cfg Config) (*Pool, *testLogs) {
 	t.Helper()
-	core, obs := observer.New(zap.InfoLevel)
+	core, obs := observer.New(zap.DebugLevel)
 	logs := &testLogs{obs, make(chan struct{}, 1)}
 	// Hooks run after the observer has recorded the entry.
 	hooked := zapcore.RegisterHooks(core, func(zapcore.Entry) error {
@@ -353,9 +353,11 @@ func TestOutOfStepRecyclesGracefully(t *testing.T) {
 }
 
 func TestReloadableScripts(t *testing.T) {
-	cfg := Config{Dir: "/srv/site", ScriptReloading: true, Apps: []App{{Target: "/srv/a.wsgi"}, {Target: "pkg.mod:app"},
-		{Target: "b.wsgi"}, {Target: "/srv/a.wsgi", Callable: "other"}}}
-	if got, want := reloadableScripts(cfg), []string{"/srv/a.wsgi", "/srv/site/b.wsgi"}; !slices.Equal(got, want) {
+	// Types as New defaults them.
+	cfg := Config{Dir: "/srv/site", ScriptReloading: true, Apps: []App{{Target: "/srv/a.wsgi", Type: "script"},
+		{Target: "pkg.mod:app", Type: "module"}, {Target: "b.wsgi", Type: "script"}, {Target: "pkg.mod", Type: "module"},
+		{Target: "/srv/a.wsgi", Callable: "other", Type: "script"}, {Target: "/srv/site.ini", Type: "paste"}}}
+	if got, want := reloadableScripts(cfg), []string{"/srv/a.wsgi", "/srv/site/b.wsgi", "/srv/site.ini"}; !slices.Equal(got, want) {
 		t.Errorf("watched %q, want %q", got, want)
 	}
 	cfg.ScriptReloading = false
@@ -429,6 +431,108 @@ func TestScriptReloading(t *testing.T) {
 		}
 	}
 	logs.noCrashes(t)
+}
+
+// TestReloadOnChanges: a change to a module that the application imported
+// reloads it, once, however many processes notice, and the new processes
+// run the new code.
+func TestReloadOnChanges(t *testing.T) {
+	dir := t.TempDir()
+	helper := write(t, filepath.Join(dir, "reloadhelper.py"), "BODY = b'old'\n")
+	script := write(t, filepath.Join(dir, "app.wsgi"), "import reloadhelper\n\n"+
+		"def application(environ, start_response):\n"+
+		"    start_response('200 OK', [('Content-Type', 'text/plain')])\n"+
+		"    return [reloadhelper.BODY]\n")
+	cfg := lifecycleConfig(t, 2, 1)
+	cfg.Apps = []App{{Target: script}}
+	cfg.Dir = dir // on the path, as mod_wsgi's home
+	cfg.ReloadOnChanges = true
+	p, logs := startWatchedPool(t, cfg)
+	old := inService(p)
+	if len(old) != 2 {
+		t.Fatalf("processes in service: %v", old)
+	}
+	if body, _ := fetch(t, p); body != "old" {
+		t.Fatalf("body %q", body)
+	}
+
+	// The new code loads once the test says so: until then the old
+	// processes serve, and each of them notices the change.
+	gate := filepath.Join(dir, "gate")
+	write(t, helper, fmt.Sprintf("import os, time\nwhile not os.path.exists(%q):\n    time.sleep(0.01)\nBODY = b'new'\n", gate))
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(helper, later, later); err != nil {
+		t.Fatal(err)
+	}
+	reason := "source changed: " + helper
+	if r := logs.waitFor(t, "reloading the application", 0).ContextMap()["reason"]; r != reason {
+		t.Errorf("reload reason %q", r)
+	}
+	logs.waitFor(t, "source change already being reloaded", 0)
+	write(t, gate, "")
+	for _, pid := range old {
+		logs.waitFor(t, "recycled worker process exited", pid)
+		if r := logs.reason(pid); r != reason {
+			t.Errorf("pid %d recycle reason %q", pid, r)
+		}
+	}
+	for range 2 {
+		if body, pid := fetch(t, p); body != "new" || slices.Contains(old, pid) {
+			t.Errorf("after the reload: %q from pid %d", body, pid)
+		}
+	}
+	if n := logs.FilterMessage("reloading the application").Len(); n != 1 {
+		t.Errorf("%d reloads", n)
+	}
+	if n := logs.FilterMessage("source change already being reloaded").Len(); n != 1 {
+		t.Errorf("%d notices ignored, want the second process's", n)
+	}
+	logs.noCrashes(t)
+}
+
+// inService are the pids of the processes in service.
+func inService(p *Pool) []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var pids []int
+	for _, proc := range p.procs {
+		if proc != nil {
+			pids = append(pids, proc.pid)
+		}
+	}
+	return pids
+}
+
+// fetch makes a request and returns the body and the pid that served it.
+func fetch(t *testing.T, p *Pool) (string, int) {
+	t.Helper()
+	c, err := p.Acquire(context.Background(), requestFrame(0, "/", "", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := response(c)
+	p.Release(c, err == nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body, c.PID()
+}
+
+// TestControlParser: notices and heartbeats, however the reads split them.
+func TestControlParser(t *testing.T) {
+	long := strings.Repeat("x", maxNotice+10)
+	stream := "..C/srv/a.py\n..C/srv/b.py\n.C" + long + "\n." + "C/srv/c.py\nC"
+	want := []string{"/srv/a.py", "/srv/b.py", long[:maxNotice], "/srv/c.py"}
+	for _, size := range []int{1, 2, 3, 7, len(stream)} {
+		var c controlParser
+		var got []string
+		for chunk := range slices.Chunk([]byte(stream), size) {
+			got = append(got, c.parse(chunk)...)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("reads of %d bytes: %.60q", size, got)
+		}
+	}
 }
 
 // TestReloadFailureKeepsProcess: a script that no longer loads leaves the

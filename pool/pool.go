@@ -126,7 +126,9 @@ type Config struct {
 	// ReloadOnChanges reloads the application (see Pool.Reload) when the
 	// source file of any module a worker has imported changes, as
 	// mod_wsgi-express's --reload-on-changes; each worker checks once a
-	// second.
+	// second. A worker reports the first change only, for its replacement
+	// to watch from there: if the reload fails, the old processes keep
+	// serving, and further changes go unnoticed until they are replaced.
 	ReloadOnChanges bool
 }
 
@@ -161,13 +163,14 @@ type Pool struct {
 	identity   *identity // nil: workers run as Caddy's user
 	scripts    []string  // the script files ScriptReloading watches
 
-	mu      sync.Mutex
-	procs   []*process            // in service, one slot per process; nil while a slot's process starts
-	all     map[*process]struct{} // every started process not yet reaped, for Close
-	waiters list.List             // of *waiter, oldest first
-	closed  bool
-	stopped chan struct{}
-	wg      sync.WaitGroup // the pool's goroutines, for Close to wait for
+	mu       sync.Mutex
+	procs    []*process            // in service, one slot per process; nil while a slot's process starts
+	all      map[*process]struct{} // every started process not yet reaped, for Close
+	waiters  list.List             // of *waiter, oldest first
+	closed   bool
+	reloaded time.Time // when the latest reload began: the processes started before are being replaced
+	stopped  chan struct{}
+	wg       sync.WaitGroup // the pool's goroutines, for Close to wait for
 
 	testHookQueued func() // called when a request joins the line
 }

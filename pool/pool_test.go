@@ -157,6 +157,8 @@ func TestStartupErrors(t *testing.T) {
 	dir := t.TempDir()
 	broken := filepath.Join(dir, "broken.py")
 	os.WriteFile(broken, []byte("raise RuntimeError('cannot start')\n"), 0o644)
+	exits := filepath.Join(dir, "exits.py")
+	os.WriteFile(exits, []byte("import os\nos._exit(3)\n"), 0o644)
 	slow := filepath.Join(dir, "slow.py")
 	os.WriteFile(slow, []byte("import time\ntime.sleep(60)\n"), 0o644)
 	for name, tc := range map[string]struct {
@@ -165,6 +167,7 @@ func TestStartupErrors(t *testing.T) {
 	}{
 		"exception":   {Config{Apps: []App{{Target: broken}}}, "RuntimeError: cannot start"},
 		"no module":   {Config{Apps: []App{{Target: "no_such_module_xyz:app"}}}, "No module named 'no_such_module_xyz'"},
+		"exit":        {Config{Apps: []App{{Target: exits}}}, "the worker exited during startup (exit status 3)"},
 		"interpreter": {Config{Apps: []App{{Target: broken}}, Python: filepath.Join(dir, "python-missing")}, "starting Python interpreter"},
 		"startup timeout": {Config{Apps: []App{{Target: slow}}, StartupTimeout: 100 * time.Millisecond},
 			"did not load the application within the startup timeout of 100ms"},

@@ -98,7 +98,7 @@ func (p *Pool) spawn() (*process, error) {
 		"--processes", strconv.Itoa(cfg.Processes), "--group", cfg.Name)
 	args = append(args, workerOptions(cfg)...)
 	var control *net.UnixConn
-	if cfg.DeadlockTimeout > 0 {
+	if cfg.DeadlockTimeout > 0 || cfg.ReloadOnChanges {
 		uc, child, err := socketPair()
 		if err != nil {
 			proc.closeConns()
@@ -106,9 +106,14 @@ func (p *Pool) spawn() (*process, error) {
 		}
 		control = uc
 		childEnds = append(childEnds, child)
-		// Four heartbeats per timeout: one late heartbeat is not a deadlock.
-		args = append(args, "--control-fd", strconv.Itoa(3+cfg.Threads),
-			"--heartbeat", strconv.FormatFloat((cfg.DeadlockTimeout/4).Seconds(), 'f', -1, 64))
+		args = append(args, "--control-fd", strconv.Itoa(3+cfg.Threads))
+		if cfg.DeadlockTimeout > 0 {
+			// Four heartbeats per timeout: one late heartbeat is not a deadlock.
+			args = append(args, "--heartbeat", strconv.FormatFloat((cfg.DeadlockTimeout/4).Seconds(), 'f', -1, 64))
+		}
+		if cfg.ReloadOnChanges {
+			args = append(args, "--reload-on-changes")
+		}
 	}
 	cmd := exec.Command(cfg.Python, args...)
 	cmd.Dir = cfg.Dir
@@ -134,7 +139,14 @@ func (p *Pool) spawn() (*process, error) {
 	}
 	stdout, _ := cmd.StdoutPipe()
 	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
+	err := cmd.Start()
+	// The worker has its ends now. Caddy must not hold them: a worker that
+	// exits during start-up would not end the streams the handshake reads.
+	for _, f := range childEnds {
+		f.Close()
+	}
+	childEnds = nil
+	if err != nil {
 		proc.closeConns()
 		if control != nil {
 			control.Close()
@@ -167,7 +179,7 @@ func (p *Pool) spawn() (*process, error) {
 		return nil, err
 	}
 	if control != nil {
-		go proc.watchHeartbeats(control, cfg.DeadlockTimeout, logger)
+		go proc.watchControl(control, cfg.DeadlockTimeout, logger)
 	}
 	return proc, nil
 }
@@ -229,16 +241,24 @@ func socketPair() (*net.UnixConn, *os.File, error) {
 	return fc.(*net.UnixConn), os.NewFile(uintptr(fds[1]), "wsgi-child"), nil
 }
 
-// watchHeartbeats replaces the process when its heartbeats on control stop
-// for the deadlock timeout: sending one needs the GIL, so silence means no
-// Python code runs in the process any more (C code holding the GIL, a
-// deadlock) and none of its requests will ever be answered. It returns
-// when the process has exited, which closes control.
-func (proc *process) watchHeartbeats(control *net.UnixConn, timeout time.Duration, logger *zap.Logger) {
-	buf := make([]byte, 256)
+// watchControl reads the process's control connection (PROTOCOL.md §3). A
+// change notice reloads the application. With a deadlock timeout, it
+// replaces the process when its heartbeats stop for that long: sending one
+// needs the GIL, so silence means no Python code runs in the process any
+// more (C code holding the GIL, a deadlock) and none of its requests will
+// ever be answered. It returns when the process has exited, which closes
+// control.
+func (proc *process) watchControl(control *net.UnixConn, timeout time.Duration, logger *zap.Logger) {
+	buf := make([]byte, 4096)
+	var notices controlParser
 	for {
-		control.SetReadDeadline(time.Now().Add(timeout))
-		_, err := control.Read(buf)
+		if timeout > 0 {
+			control.SetReadDeadline(time.Now().Add(timeout))
+		}
+		n, err := control.Read(buf)
+		for _, file := range notices.parse(buf[:n]) {
+			proc.pool.sourceChanged(proc, file)
+		}
 		if err == nil {
 			continue
 		}
@@ -254,6 +274,35 @@ func (proc *process) watchHeartbeats(control *net.UnixConn, timeout time.Duratio
 		}
 		return
 	}
+}
+
+// maxNotice bounds the path of a change notice that Caddy keeps: a longer
+// one is cut, so that a worker cannot make Caddy buffer without bound.
+const maxNotice = 4096
+
+// controlParser splits what a worker sends on its control connection into
+// change notices, 'C', a path and a newline; any other byte is a
+// heartbeat. A notice may be split across reads.
+type controlParser struct {
+	inNotice bool
+	path     []byte
+}
+
+// parse returns the paths of the notices that data completes.
+func (c *controlParser) parse(data []byte) []string {
+	var done []string
+	for _, b := range data {
+		switch {
+		case !c.inNotice:
+			c.inNotice = b == 'C'
+		case b == '\n':
+			done = append(done, string(c.path))
+			c.inNotice, c.path = false, c.path[:0]
+		case len(c.path) < maxNotice:
+			c.path = append(c.path, b)
+		}
+	}
+	return done
 }
 
 var errStartup = errors.New("the WSGI application failed to load")

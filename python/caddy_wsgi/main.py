@@ -10,6 +10,7 @@ import site
 import socket
 import sys
 import threading
+import time
 import traceback
 import types
 
@@ -58,11 +59,38 @@ def exec_script(path):
     return module
 
 
-def load_module(target):
-    """Load 'package.module:callable'."""
-    module_name, _, callable_name = target.partition(':')
+def load_module(target, callable_name):
+    """Load 'package.module:callable', or 'package.module' and its callable
+    callable_name."""
+    module_name, _, name = target.partition(':')
     module = importlib.import_module(module_name)
-    return find_callable(module, callable_name or 'application', 'module %s' % module_name)
+    return find_callable(module, name or callable_name, 'module %s' % module_name)
+
+
+def load_paste(path):
+    """Load the application a PasteDeploy configuration file describes, as
+    mod_wsgi-express's application type paste does."""
+    if not os.path.isfile(path):
+        raise LoadError('PasteDeploy configuration %s does not exist' % path)
+    try:
+        from paste.deploy import loadapp
+    except ModuleNotFoundError as exc:
+        # Only PasteDeploy itself missing: a dependency it lacks is the
+        # traceback's to tell.
+        if exc.name not in ('paste', 'paste.deploy'):
+            raise
+        raise LoadError('application type paste needs the PasteDeploy package in this interpreter '
+                        '(pip install PasteDeploy): %s' % exc) from None
+    return loadapp('config:' + path)
+
+
+def load_app(target, app_type, callable_name, filename):
+    """Load one --app, as its (inferred) --app-type says."""
+    if app_type == 'script':
+        return load_script(filename, callable_name)
+    if app_type == 'module':
+        return load_module(target, callable_name)
+    return load_paste(filename)
 
 
 def find_callable(module, name, where):
@@ -106,12 +134,20 @@ def base_environ(args, script_filename):
     }
 
 
+APP_TYPES = ('script', 'module', 'paste')
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog='caddy-wsgi-worker')
     parser.add_argument('--app', action='append', required=True, metavar='TARGET',
-                        help='script path, or module:callable (repeatable: one per application)')
+                        help='script path, module[:callable] or PasteDeploy file path (repeatable: one per '
+                             'application)')
     parser.add_argument('--callable', action='append', default=[], metavar='NAME',
-                        help="callable name in the script of the --app in the same position (default 'application')")
+                        help="callable name in the script or module of the --app in the same position "
+                             "(default 'application')")
+    parser.add_argument('--app-type', action='append', default=[], choices=APP_TYPES,
+                        help='what the --app in the same position is (default: module for a TARGET with a colon, '
+                             'else script)')
     parser.add_argument('--fds', required=True, type=lambda s: [int(fd) for fd in s.split(',')])
     parser.add_argument('--processes', type=int, default=1, help='processes in the pool (for wsgi.multiprocess)')
     parser.add_argument('--group', default='', help='process group name')
@@ -120,19 +156,29 @@ def parse_args(argv):
     parser.add_argument('--import-script', help='script run before the application is loaded')
     parser.add_argument('--display-name', help='process name shown by ps')
     parser.add_argument('--umask', type=lambda s: int(s, 8), help='octal file mode creation mask')
-    parser.add_argument('--control-fd', type=int, help='socket to send heartbeats on')
-    parser.add_argument('--heartbeat', type=float, default=15.0, help='seconds between heartbeats')
+    parser.add_argument('--control-fd', type=int, help='socket to Caddy for heartbeats and change notices')
+    parser.add_argument('--heartbeat', type=float, metavar='SECONDS', help='send a heartbeat every SECONDS')
+    parser.add_argument('--reload-on-changes', action='store_true',
+                        help='tell Caddy when the source file of a loaded module changes')
     args = parser.parse_args(argv)
-    if len(args.callable) > len(args.app):
-        parser.error('%d --callable for %d --app: each --callable belongs to the --app in the same position'
-                     % (len(args.callable), len(args.app)))
-    # Caddy passes a --callable for every --app; a hand-written command line
-    # may leave them out.
+    for option, given in (('--callable', args.callable), ('--app-type', args.app_type)):
+        if len(given) > len(args.app):
+            parser.error('%d %s for %d --app: each %s belongs to the --app in the same position'
+                         % (len(given), option, len(args.app), option))
+    if args.control_fd is None and (args.heartbeat is not None or args.reload_on_changes):
+        parser.error('--heartbeat and --reload-on-changes need --control-fd')
+    # Caddy passes a --callable and an --app-type for every --app; a
+    # hand-written command line may leave them out.
     names = args.callable + ['application'] * (len(args.app) - len(args.callable))
-    # (target, callable name, absolute script path or '' for a module), in
-    # the order of the application indexes that REQUEST frames carry.
-    args.apps = [(target, name, '' if ':' in target else os.path.abspath(target))
-                 for target, name in zip(args.app, names)]
+    app_types = args.app_type + [None] * (len(args.app) - len(args.app_type))
+    # (target, type, callable name, absolute path of the script or
+    # PasteDeploy file or '' for a module), in the order of the application
+    # indexes that REQUEST frames carry.
+    args.apps = []
+    for target, app_type, name in zip(args.app, app_types, names):
+        if app_type is None:
+            app_type = 'module' if ':' in target else 'script'
+        args.apps.append((target, app_type, name, '' if app_type == 'module' else os.path.abspath(target)))
     if args.import_script:
         # Absolute as the WSGI script's is, so that naming the same file
         # names the same module.
@@ -164,6 +210,19 @@ def set_display_name(name):
         mem.write(encoded[:end - start - 1].ljust(end - start, b'\0'))
 
 
+class Control:
+    """The control connection to Caddy. The main thread sends heartbeats on
+    it and the source watcher its notice: the lock keeps a notice whole."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.lock = threading.Lock()
+
+    def send(self, data):
+        with self.lock:
+            self.sock.sendall(data)
+
+
 def heartbeat(control, threads, interval):
     """Send Caddy a byte every interval while the request threads run.
     Sending needs the GIL, so heartbeats stop when no Python code can run in
@@ -171,8 +230,50 @@ def heartbeat(control, threads, interval):
     replaces it after its deadlock timeout."""
     for thread in threads:
         while thread.is_alive():
-            control.send(b'.')
+            control.send(wire.HEARTBEAT)
             thread.join(interval)
+
+
+# mod_wsgi-express's default reload interval.
+RELOAD_INTERVAL = 1.0
+
+
+class SourceWatcher:
+    """The modification times of the source files of the loaded modules and
+    of the given files (the applications' scripts and PasteDeploy files),
+    as mod_wsgi-express's --reload-on-changes watches them."""
+
+    def __init__(self, files):
+        self.files = files
+        self.mtimes = {}
+
+    def scan(self):
+        """The first file whose modification time changed since it was
+        first seen, or None. The files of modules imported since the last
+        scan are recorded: an import is not a change."""
+        files = [getattr(module, '__file__', None) for module in list(sys.modules.values())]
+        for path in self.files + files:
+            if not isinstance(path, str):
+                continue  # a built-in, frozen or namespace module
+            try:
+                mtime = os.stat(path).st_mtime_ns
+            except OSError:
+                # Missing for a moment (an editor replacing it) is not a
+                # change yet: reloading now could fail.
+                continue
+            if self.mtimes.setdefault(path, mtime) != mtime:
+                return path
+        return None
+
+
+def watch_sources(control, watcher, interval):
+    """Scan every interval, and tell Caddy of the first change: Caddy then
+    reloads the application, which replaces this process."""
+    changed = None
+    while changed is None:
+        time.sleep(interval)
+        changed = watcher.scan()
+    control.send(wire.change_notice(changed))
 
 
 def hello(conn):
@@ -209,10 +310,9 @@ def main(argv=None):
         if args.import_script:
             run_import_script(args.import_script)
         apps = []
-        for target, callable_name, script_filename in args.apps:
+        for target, app_type, callable_name, filename in args.apps:
             loading = target
-            app = load_script(script_filename, callable_name) if script_filename else load_module(target)
-            apps.append((app, base_environ(args, script_filename)))
+            apps.append((load_app(target, app_type, callable_name, filename), base_environ(args, filename)))
     except LoadError as exc:
         conns[0].send(wire.frame(wire.STARTUP_ERROR, str(exc).encode('utf-8', 'backslashreplace')))
         return 1
@@ -221,6 +321,14 @@ def main(argv=None):
         conns[0].send(wire.frame(wire.STARTUP_ERROR, ('could not load %s:\n%s' % (loading, text)).encode('utf-8', 'backslashreplace')))
         return 1
 
+    control = None if args.control_fd is None else Control(socket.socket(fileno=args.control_fd))
+    if args.reload_on_changes:
+        watcher = SourceWatcher([filename for _, _, _, filename in args.apps if filename])
+        # Before the HELLOs, so that no change made once Caddy has the
+        # process goes unseen.
+        watcher.scan()
+        threading.Thread(target=watch_sources, args=(control, watcher, RELOAD_INTERVAL),
+                         name='caddy-wsgi-reload', daemon=True).start()
     threads = []
     for conn in conns:
         hello(conn)
@@ -229,9 +337,9 @@ def main(argv=None):
         thread.start()
         threads.append(thread)
     # Caddy closing the connections is the signal to exit.
-    if args.control_fd is None:
+    if args.heartbeat is None:
         for thread in threads:
             thread.join()
     else:
-        heartbeat(socket.socket(fileno=args.control_fd), threads, args.heartbeat)
+        heartbeat(control, threads, args.heartbeat)
     return 0

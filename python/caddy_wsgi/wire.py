@@ -47,6 +47,18 @@ END_COMPLETE = HEADER.pack(RESPONSE_END, 0, 0, 0)
 END_ABORTED = HEADER.pack(RESPONSE_END, FLAG_ABORTED, 0, 0)
 
 
+# The control connection carries bytes, not frames: a heartbeat is '.', a
+# change notice 'C', a path and a newline.
+HEARTBEAT = b'.'
+CHANGE_NOTICE = b'C'
+
+
+def change_notice(path):
+    """The notice that the file at path changed. The path is for Caddy's
+    log, so a newline in it, which would end the notice, is escaped."""
+    return CHANGE_NOTICE + path.replace('\n', '\\n').encode('utf-8', 'surrogateescape') + b'\n'
+
+
 class ProtocolError(Exception):
     """The server sent bytes that break the protocol."""
 

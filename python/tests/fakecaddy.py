@@ -267,7 +267,7 @@ def make_base_environ(fds=1, processes=1, app='tests:application', group=''):
     argv = ['--app', app, '--fds', ','.join(str(3 + i) for i in range(fds)),
             '--processes', str(processes), '--group', group]
     args = wsgi_main.parse_args(argv)
-    return wsgi_main.base_environ(args, args.apps[0][2])
+    return wsgi_main.base_environ(args, args.apps[0][3])
 
 
 class Client:

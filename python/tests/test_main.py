@@ -273,28 +273,107 @@ def package(tmp_path, monkeypatch, clean_modules):
 
 
 def test_load_module_named_callable(package):
-    assert main.load_module(package + ':app')(None, None) == [b'named']
+    assert main.load_module(package + ':app', 'application')(None, None) == [b'named']
 
 
 def test_load_module_default_callable(package):
-    assert main.load_module(package)(None, None) == [b'default']
+    assert main.load_module(package, 'application')(None, None) == [b'default']
+
+
+def test_load_module_callable_from_target_or_argument(package):
+    # mod_wsgi-express's module type: the module, and --callable-object.
+    assert main.load_module(package, 'app')(None, None) == [b'named']
+    # The target's own callable is the more specific.
+    assert main.load_module(package + ':application', 'app')(None, None) == [b'default']
 
 
 def test_load_module_missing_callable(package):
     with pytest.raises(main.LoadError) as info:
-        main.load_module(package + ':nope')
+        main.load_module(package + ':nope', 'application')
+    assert package in str(info.value) and "'nope'" in str(info.value)
+    with pytest.raises(main.LoadError) as info:
+        main.load_module(package, 'nope')
     assert package in str(info.value) and "'nope'" in str(info.value)
 
 
 def test_load_module_not_callable(package):
     with pytest.raises(main.LoadError) as info:
-        main.load_module(package + ':setting')
+        main.load_module(package + ':setting', 'application')
     assert package in str(info.value) and 'int' in str(info.value)
 
 
 def test_load_module_missing_module(package):
     with pytest.raises(ImportError):
-        main.load_module('wsgipkg_under_test.absent:app')
+        main.load_module('wsgipkg_under_test.absent:app', 'application')
+
+
+# ---------------------------------------------------------------- load_paste
+
+PASTE_FACTORY = '''
+def factory(global_conf, **local_conf):
+    greeting = local_conf['greeting']
+
+    def application(environ, start_response):
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [('%s from %s for %s' % (greeting, global_conf['here'], environ['SCRIPT_FILENAME'])).encode()]
+    return application
+'''
+
+PASTE_INI = '''
+[app:main]
+use = call:pastefactory_under_test:factory
+greeting = hello
+'''
+
+
+@pytest.fixture
+def paste_ini(tmp_path, monkeypatch, clean_modules):
+    """A PasteDeploy file whose application comes from a factory in a
+    module next to it, on the Python path."""
+    write(tmp_path / 'pastefactory_under_test.py', PASTE_FACTORY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return write(tmp_path / 'site.ini', PASTE_INI)
+
+
+def without_pastedeploy(monkeypatch):
+    """Make PasteDeploy unimportable, as in an interpreter without it: no
+    directory on the path that holds it, and nothing of it imported."""
+    monkeypatch.setattr(sys, 'path', [p for p in sys.path if not os.path.isdir(os.path.join(p, 'paste'))])
+    for name in list(sys.modules):
+        if name == 'paste' or name.startswith('paste.'):
+            monkeypatch.delitem(sys.modules, name)
+
+
+def test_load_paste(paste_ini):
+    pytest.importorskip('paste.deploy')
+    app = main.load_paste(str(paste_ini))
+    body = app({'SCRIPT_FILENAME': 'x'}, lambda status, headers: None)
+    assert body == [b'hello from %s for x' % bytes(paste_ini.parent)]
+
+
+def test_load_paste_missing_file(tmp_path):
+    missing = tmp_path / 'nowhere.ini'
+    with pytest.raises(main.LoadError) as info:
+        main.load_paste(str(missing))
+    assert str(info.value) == 'PasteDeploy configuration %s does not exist' % missing
+
+
+def test_load_paste_without_pastedeploy(paste_ini, monkeypatch):
+    without_pastedeploy(monkeypatch)
+    with pytest.raises(main.LoadError) as info:
+        main.load_paste(str(paste_ini))
+    assert str(info.value) == ('application type paste needs the PasteDeploy package in this interpreter '
+                               "(pip install PasteDeploy): No module named 'paste'")
+
+
+def test_load_paste_pastedeploy_missing_a_dependency(paste_ini, tmp_path, monkeypatch):
+    # Not a missing PasteDeploy: the traceback says what is missing.
+    without_pastedeploy(monkeypatch)
+    (tmp_path / 'paste' / 'deploy').mkdir(parents=True)
+    write(tmp_path / 'paste' / 'deploy' / '__init__.py', 'import caddy_wsgi_no_such_dependency\n')
+    with pytest.raises(ModuleNotFoundError) as info:
+        main.load_paste(str(paste_ini))
+    assert info.value.name == 'caddy_wsgi_no_such_dependency'
 
 
 # ---------------------------------------------------------------- arguments
@@ -303,7 +382,7 @@ def test_parse_args_and_base_environ(tmp_path):
     script = tmp_path / 'site.wsgi'
     args = main.parse_args(['--app', str(script), '--fds', '3,4,5', '--processes', '2', '--group', 'site'])
     assert args.fds == [3, 4, 5]
-    assert args.apps == [(str(script), 'application', str(script))]
+    assert args.apps == [(str(script), 'script', 'application', str(script))]
     env = main.base_environ(args, str(script))
     assert env['wsgi.multithread'] is True and env['wsgi.multiprocess'] is True
     assert env['SCRIPT_FILENAME'] == str(script)
@@ -311,7 +390,7 @@ def test_parse_args_and_base_environ(tmp_path):
     assert env['wsgi.version'] == (1, 0)
 
     args = main.parse_args(['--app', 'pkg.mod:app', '--fds', '3'])
-    assert args.apps == [('pkg.mod:app', 'application', '')]
+    assert args.apps == [('pkg.mod:app', 'module', 'application', '')]
     env = main.base_environ(args, '')
     assert env['wsgi.multithread'] is False and env['wsgi.multiprocess'] is False
     assert env['SCRIPT_FILENAME'] == ''
@@ -320,7 +399,7 @@ def test_parse_args_and_base_environ(tmp_path):
 def test_relative_script_path_is_made_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = main.parse_args(['--app', 'site.wsgi', '--fds', '3', '--import-script', 'preload.py'])
-    assert args.apps[0][2] == str(tmp_path / 'site.wsgi')
+    assert args.apps[0][3] == str(tmp_path / 'site.wsgi')
     assert args.import_script == str(tmp_path / 'preload.py')
 
 
@@ -329,9 +408,9 @@ def test_parse_args_app_callable_pairs(tmp_path, monkeypatch):
     args = main.parse_args(['--app', 'site.wsgi', '--callable', 'app', '--app', 'pkg.mod:admin',
                             '--callable', 'application', '--app', 'site.wsgi', '--callable', 'other', '--fds', '3'])
     assert args.apps == [
-        ('site.wsgi', 'app', str(tmp_path / 'site.wsgi')),
-        ('pkg.mod:admin', 'application', ''),
-        ('site.wsgi', 'other', str(tmp_path / 'site.wsgi')),
+        ('site.wsgi', 'script', 'app', str(tmp_path / 'site.wsgi')),
+        ('pkg.mod:admin', 'module', 'application', ''),
+        ('site.wsgi', 'script', 'other', str(tmp_path / 'site.wsgi')),
     ]
 
 
@@ -339,8 +418,8 @@ def test_parse_args_missing_callables_default_to_application():
     # The i-th --callable is the i-th --app's, wherever it is written.
     args = main.parse_args(['--callable', 'first', '--app', '/a.wsgi', '--app', '/b.wsgi', '--app', '/c.wsgi',
                             '--fds', '3'])
-    assert args.apps == [('/a.wsgi', 'first', '/a.wsgi'), ('/b.wsgi', 'application', '/b.wsgi'),
-                         ('/c.wsgi', 'application', '/c.wsgi')]
+    assert args.apps == [('/a.wsgi', 'script', 'first', '/a.wsgi'), ('/b.wsgi', 'script', 'application', '/b.wsgi'),
+                         ('/c.wsgi', 'script', 'application', '/c.wsgi')]
 
 
 def test_parse_args_more_callables_than_apps(capsys):
@@ -348,6 +427,43 @@ def test_parse_args_more_callables_than_apps(capsys):
         main.parse_args(['--app', '/a.wsgi', '--callable', 'one', '--callable', 'two', '--fds', '3'])
     assert info.value.code == 2
     assert '2 --callable for 1 --app' in capsys.readouterr().err
+
+
+def test_parse_args_app_types(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # The i-th --app-type is the i-th --app's; missing ones are inferred.
+    args = main.parse_args(['--app', 'pkg.mod', '--app-type', 'module', '--app', 'site.ini', '--app-type', 'paste',
+                            '--app', 'odd:name.wsgi', '--app-type', 'script', '--callable', 'app',
+                            '--app', 'pkg.mod:admin', '--app', 'site.wsgi', '--fds', '3'])
+    assert args.apps == [
+        ('pkg.mod', 'module', 'app', ''),
+        ('site.ini', 'paste', 'application', str(tmp_path / 'site.ini')),
+        ('odd:name.wsgi', 'script', 'application', str(tmp_path / 'odd:name.wsgi')),
+        ('pkg.mod:admin', 'module', 'application', ''),
+        ('site.wsgi', 'script', 'application', str(tmp_path / 'site.wsgi')),
+    ]
+
+
+def test_parse_args_more_app_types_than_apps(capsys):
+    with pytest.raises(SystemExit) as info:
+        main.parse_args(['--app', '/a.wsgi', '--app-type', 'script', '--app-type', 'module', '--fds', '3'])
+    assert info.value.code == 2
+    assert '2 --app-type for 1 --app' in capsys.readouterr().err
+
+
+def test_parse_args_unknown_app_type(capsys):
+    with pytest.raises(SystemExit) as info:
+        main.parse_args(['--app', '/a.wsgi', '--app-type', 'static', '--fds', '3'])
+    assert info.value.code == 2
+    assert "--app-type: invalid choice: 'static'" in capsys.readouterr().err
+
+
+def test_parse_args_control_options_need_control_fd(capsys):
+    for option in (['--heartbeat', '1'], ['--reload-on-changes']):
+        with pytest.raises(SystemExit) as info:
+            main.parse_args(['--app', '/a.wsgi', '--fds', '3', *option])
+        assert info.value.code == 2
+        assert '--heartbeat and --reload-on-changes need --control-fd' in capsys.readouterr().err
 
 
 def test_parse_args_requires_an_app(capsys):
@@ -361,14 +477,15 @@ def test_parse_args_process_environment():
     args = main.parse_args(['--app', 'pkg.mod:app', '--fds', '3'])
     assert args.python_path == [] and args.import_script is None and args.display_name is None
     assert args.umask is None and args.control_fd is None
+    assert args.heartbeat is None and args.reload_on_changes is False
 
     args = main.parse_args(['--app', 'pkg.mod:app', '--fds', '3,4', '--python-path', '/a', '--python-path', '/b',
                             '--display-name', '(wsgi:site)', '--umask', '0027', '--control-fd', '5',
-                            '--heartbeat', '0.25'])
+                            '--heartbeat', '0.25', '--reload-on-changes'])
     assert args.python_path == ['/a', '/b']
     assert args.display_name == '(wsgi:site)'
     assert args.umask == 0o027
-    assert args.control_fd == 5 and args.heartbeat == 0.25
+    assert args.control_fd == 5 and args.heartbeat == 0.25 and args.reload_on_changes is True
 
 
 def test_heartbeat_until_the_threads_end():
@@ -386,6 +503,88 @@ def test_heartbeat_until_the_threads_end():
         stop.set()
         beating.join(TIMEOUT)
         assert not beating.is_alive()
+
+
+# ---------------------------------------------------------------- reload on changes
+
+def touch(path, seconds_later=10):
+    """Give path a newer modification time, whatever the file system's
+    timestamp granularity."""
+    mtime = path.stat().st_mtime_ns + seconds_later * 10**9
+    os.utime(path, ns=(mtime, mtime))
+
+
+@pytest.fixture
+def watched_module(tmp_path, monkeypatch, clean_modules):
+    """A module in tmp_path, imported; returns its path."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = write(tmp_path / 'watchedmod_under_test.py', 'VALUE = 1\n')
+    importlib.import_module('watchedmod_under_test')
+    return path
+
+
+def test_source_watcher_reports_a_changed_module(watched_module):
+    watcher = main.SourceWatcher([])
+    assert watcher.scan() is None
+    assert watcher.scan() is None
+    touch(watched_module)
+    assert watcher.scan() == str(watched_module)
+
+
+def test_source_watcher_records_new_modules(watched_module, tmp_path):
+    watcher = main.SourceWatcher([])
+    watcher.scan()
+    later = write(tmp_path / 'latermod_under_test.py', 'VALUE = 2\n')
+    touch(later)    # changed before the import: what loads is current
+    importlib.import_module('latermod_under_test')
+    assert watcher.scan() is None
+    touch(later)
+    assert watcher.scan() == str(later)
+
+
+def test_source_watcher_file_missing_for_a_moment(watched_module):
+    watcher = main.SourceWatcher([])
+    watcher.scan()
+    moved = watched_module.with_suffix('.bak')
+    watched_module.rename(moved)
+    assert watcher.scan() is None
+    moved.rename(watched_module)
+    assert watcher.scan() is None
+    watched_module.unlink()
+    assert watcher.scan() is None
+    write(watched_module, 'VALUE = 3\n')
+    touch(watched_module)
+    assert watcher.scan() == str(watched_module)
+
+
+def test_source_watcher_given_files(tmp_path):
+    ini = write(tmp_path / 'site.ini', PASTE_INI)
+    watcher = main.SourceWatcher([str(ini)])
+    watcher.scan()
+    touch(ini)
+    assert watcher.scan() == str(ini)
+
+
+def test_watch_sources_sends_one_notice(watched_module):
+    watcher = main.SourceWatcher([])
+    watcher.scan()
+    server, sock = socket.socketpair()
+    with server, sock:
+        touch(watched_module)
+        watching = threading.Thread(target=main.watch_sources, args=(main.Control(sock), watcher, 0), daemon=True)
+        watching.start()
+        watching.join(TIMEOUT)
+        # Done after its notice: Caddy reloads, and replaces this process.
+        assert not watching.is_alive()
+        sock.shutdown(socket.SHUT_WR)
+        server.settimeout(TIMEOUT)
+        received = b''
+        while True:
+            data = server.recv(4096)
+            if not data:
+                break
+            received += data
+    assert received == b'C%s\n' % bytes(watched_module)
 
 
 # ---------------------------------------------------------------- main() failing to load, in process
@@ -470,6 +669,15 @@ def test_main_startup_error_names_the_second_callable(tmp_path, monkeypatch, cle
         '--callable', 'application', '--app', str(script), '--callable', 'admin'])
     assert status == 1
     assert f.payload.decode() == "WSGI script %s has no callable named 'admin'" % script
+
+
+def test_main_startup_error_without_pastedeploy(paste_ini, monkeypatch):
+    without_pastedeploy(monkeypatch)
+    status, f = run_main_expecting_startup_error(str(paste_ini), monkeypatch, ['--app-type', 'paste'])
+    assert status == 1
+    assert f.kind == STARTUP_ERROR
+    assert f.payload.decode() == ('application type paste needs the PasteDeploy package in this interpreter '
+                                  "(pip install PasteDeploy): No module named 'paste'")
 
 
 def test_main_startup_error_missing_import_script(tmp_path, monkeypatch):
@@ -674,6 +882,85 @@ def test_worker_process_module_app(python, tmp_path, worker_process):
     assert client.request().body == b'module app'
     status, out, err = wp.finish()
     assert status == 0, err
+
+
+@pytest.mark.parametrize('python', PYTHONS)
+def test_worker_process_module_type_names_its_callable(python, tmp_path, worker_process):
+    write(tmp_path / 'wsgimod_typed.py', '''
+        def app(environ, start_response):
+            start_response('200 OK', [('Content-Type', 'text/plain')])
+            return [b'typed module app']
+    ''')
+    # As Caddy passes it: the module and, apart, its callable.
+    wp = worker_process(python, 'wsgimod_typed', tmp_path, extra=['--callable', 'app', '--app-type', 'module'])
+    client = wp.clients[0]
+    check_hello(client.read_hello(), wp.proc, python)
+    assert client.request().body == b'typed module app'
+    status, out, err = wp.finish()
+    assert status == 0, err
+
+
+def test_worker_process_paste_app(tmp_path, worker_process):
+    pytest.importorskip('paste.deploy')
+    write(tmp_path / 'pastefactory_under_test.py', PASTE_FACTORY)
+    ini = write(tmp_path / 'site.ini', PASTE_INI)
+    server, control = socket.socketpair()
+    with server:
+        with control:
+            # The working directory is on the path, so the factory imports.
+            wp = worker_process(sys.executable, ini, tmp_path, pass_fds=[control.fileno()], extra=[
+                '--callable', 'application', '--app-type', 'paste',
+                '--control-fd', str(control.fileno()), '--reload-on-changes'])
+        client = wp.clients[0]
+        check_hello(client.read_hello(), wp.proc, sys.executable)
+        # SCRIPT_FILENAME is the PasteDeploy file, as under mod_wsgi-express.
+        assert client.request().body == b'hello from %s for %s' % (bytes(tmp_path), bytes(ini))
+        # No module's file, yet a source of the application.
+        touch(ini)
+        server.settimeout(TIMEOUT)
+        received = b''
+        while not received.endswith(b'\n'):
+            received += server.recv(4096)
+        assert received == b'C%s\n' % bytes(ini)
+        status, out, err = wp.finish()
+        assert status == 0, err
+
+
+@pytest.mark.parametrize('python', PYTHONS)
+@pytest.mark.parametrize('heartbeat', [[], ['--heartbeat', '0.01']], ids=['alone', 'with-heartbeats'])
+def test_worker_process_reload_on_changes(python, heartbeat, tmp_path, worker_process):
+    helper = write(tmp_path / 'reloadhelper_under_test.py', 'VALUE = 1\n')
+    script = write(tmp_path / 'site.wsgi', '''
+        import reloadhelper_under_test
+
+        def application(environ, start_response):
+            start_response('200 OK', [('Content-Type', 'text/plain')])
+            return [b'%d' % reloadhelper_under_test.VALUE]
+    ''')
+    server, control = socket.socketpair()
+    with server:
+        with control:
+            wp = worker_process(python, script, tmp_path, pass_fds=[control.fileno()],
+                                extra=['--control-fd', str(control.fileno()), '--reload-on-changes', *heartbeat])
+        client = wp.clients[0]
+        check_hello(client.read_hello(), wp.proc, python)
+        assert client.request().body == b'1'
+        write(helper, 'VALUE = 2\n')
+        touch(helper)
+        server.settimeout(TIMEOUT)
+        received = b''
+        while b'\n' not in received:
+            received += server.recv(4096)
+        notice = received[:received.index(b'\n') + 1]
+        if heartbeat:
+            notice = notice.lstrip(b'.')
+        else:
+            assert received == notice, 'heartbeats without --heartbeat'
+        assert notice == b'C%s\n' % bytes(helper)
+        # The process goes on serving the code it has until Caddy replaces it.
+        assert client.request().body == b'1'
+        status, out, err = wp.finish()
+        assert status == 0, err
 
 
 @pytest.mark.parametrize('python', PYTHONS)
