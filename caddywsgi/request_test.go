@@ -513,3 +513,30 @@ func TestAuthorization(t *testing.T) {
 		t.Errorf("behind basic_auth: REMOTE_USER %v, HTTP_AUTHORIZATION %v; want alice and none", env["REMOTE_USER"], env["HTTP_AUTHORIZATION"])
 	}
 }
+
+// TestTrustedProxies: behind a proxy Caddy trusts (its trusted_proxies
+// server option), REMOTE_ADDR is the client's address from X-Forwarded-For,
+// what mod_wsgi's WSGITrustedProxies does; from anyone else, the header is
+// not believed.
+func TestTrustedProxies(t *testing.T) {
+	site := `:{http_port} {
+	wsgi_script / {apps}/app.wsgi python={python}
+}`
+	for trusted, want := range map[string]string{"127.0.0.1/32": "203.0.113.7", "192.0.2.0/24": "127.0.0.1"} {
+		c, err := launchCaddy(t, "admin off\n\tservers {\n\t\ttrusted_proxies static "+trusted+"\n\t}", site)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest("GET", c.URL("/env"), nil)
+		req.Header.Set("X-Forwarded-For", "203.0.113.7")
+		res, err := plainClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if env := environOf(t, res, string(body)); env["REMOTE_ADDR"] != want {
+			t.Errorf("trusting %s: REMOTE_ADDR %v, want %s", trusted, env["REMOTE_ADDR"], want)
+		}
+	}
+}
