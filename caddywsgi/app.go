@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -99,7 +98,7 @@ func (a *App) start(run *groupRun) error {
 	if cfg.Dir == "" {
 		// mod_wsgi-express's default: the script's directory.
 		for _, app := range cfg.Apps {
-			if !strings.Contains(app.Target, ":") {
+			if app.Type != pool.TypeModule {
 				cfg.Dir = filepath.Dir(app.Target)
 				break
 			}

@@ -12,13 +12,13 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	caddycmd "github.com/caddyserver/caddy/v2/cmd"
-
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddy-wsgi/caddy-wsgi/pool"
 )
 
 func init() {
@@ -243,7 +243,7 @@ func newWSGIServer(fs caddycmd.Flags) (*wsgiServer, error) {
 		return nil, fmt.Errorf("one application, not %d arguments: %q", len(args), args)
 	}
 	switch s.appType {
-	case "", typeScript, typeModule, typePaste:
+	case "", pool.TypeScript, pool.TypeModule, pool.TypePaste:
 		if len(args) == 0 {
 			return nil, errors.New("no application: caddy wsgi-server <script.wsgi | module:callable | config.ini>, or --application-type static to serve files alone")
 		}
@@ -323,7 +323,7 @@ func newWSGIServer(fs caddycmd.Flags) (*wsgiServer, error) {
 	}
 	// A module is imported from Caddy's working directory: written out, the
 	// Caddyfile then means this one wherever Caddy runs it later.
-	if s.home == "" && s.loadedAs == typeModule {
+	if s.home == "" && s.loadedAs == pool.TypeModule {
 		if s.home, err = os.Getwd(); err != nil {
 			return nil, err
 		}
@@ -407,10 +407,7 @@ func isHostName(name string) bool {
 // seconds parses a timeout given as mod_wsgi-express does, in seconds, or
 // as a duration such as 1m30s.
 func seconds(flag, value string) (time.Duration, error) {
-	if n, err := strconv.Atoi(value); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second, nil
-	}
-	d, err := caddy.ParseDuration(value)
+	d, err := parseSeconds(value)
 	if err != nil || d < 0 {
 		return 0, fmt.Errorf("%s %q: want a number of seconds or a duration such as 90s", flag, value)
 	}

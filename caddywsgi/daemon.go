@@ -189,13 +189,6 @@ func (g *DaemonGroup) poolConfig(name string) (pool.Config, error) {
 	return cfg, nil
 }
 
-// Application types, as mod_wsgi-express's --application-type.
-const (
-	typeScript = "script" // a WSGI script file, loaded as mod_wsgi loads one
-	typeModule = "module" // package.module[:callable], imported
-	typePaste  = "paste"  // a PasteDeploy .ini file
-)
-
 // resolveApp checks an application and makes a file's path absolute.
 // Without appType, a target of the form module:callable is a module and
 // anything else a script.
@@ -207,16 +200,13 @@ func resolveApp(target, callable, appType string) (pool.App, error) {
 		callable = "application"
 	}
 	if appType == "" {
-		appType = typeScript
-		if strings.Contains(target, ":") {
-			appType = typeModule
-		}
+		appType = pool.InferType(target)
 	}
 	app := pool.App{Target: target, Callable: callable, Type: appType}
 	switch appType {
-	case typeModule:
+	case pool.TypeModule:
 		return app, nil
-	case typeScript, typePaste:
+	case pool.TypeScript, pool.TypePaste:
 	default:
 		return app, fmt.Errorf("application_type %q: want script, module or paste", appType)
 	}
@@ -225,7 +215,7 @@ func resolveApp(target, callable, appType string) (pool.App, error) {
 		return app, err
 	}
 	if _, err := os.Stat(file); err != nil {
-		if appType == typePaste {
+		if appType == pool.TypePaste {
 			return app, fmt.Errorf("PasteDeploy configuration: %w", err)
 		}
 		return app, fmt.Errorf("WSGI script: %w (to load a module instead, write module:callable)", err)
@@ -275,12 +265,7 @@ func (g *DaemonGroup) set(name string, args []string) error {
 		if err != nil {
 			return err
 		}
-		value := s
-		// A bare number is seconds, as in mod_wsgi's options.
-		if _, err := strconv.Atoi(s); err == nil {
-			value += "s"
-		}
-		d, err := caddy.ParseDuration(value)
+		d, err := parseSeconds(s)
 		if err != nil || d <= 0 {
 			return fmt.Errorf("%s must be a positive duration such as 30s, not %q", name, s)
 		}
@@ -384,6 +369,15 @@ func (g *DaemonGroup) set(name string, args []string) error {
 		return err
 	}
 	return fmt.Errorf("unknown setting %q; the settings are: %s", name, strings.Join(settingNames, ", "))
+}
+
+// parseSeconds parses a duration such as 90s, or a bare number of seconds
+// as mod_wsgi's options and mod_wsgi-express's flags take.
+func parseSeconds(s string) (time.Duration, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	return caddy.ParseDuration(s)
 }
 
 // onOff parses a setting whose one value is on or off.

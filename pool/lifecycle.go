@@ -330,7 +330,7 @@ func reloadableScripts(cfg Config) []string {
 	var scripts []string
 	for _, app := range cfg.Apps {
 		script := app.Target
-		if app.Type == "module" {
+		if app.Type == TypeModule {
 			continue
 		}
 		// The worker resolves a relative path against its working directory.

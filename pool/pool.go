@@ -120,8 +120,8 @@ type Config struct {
 	DeadlockTimeout time.Duration
 	// ScriptReloading reloads the application (see Pool.Reload) when the
 	// modification time of the WSGI script file changes, checked every
-	// second, as mod_wsgi's WSGIScriptReloading. It does nothing for a
-	// module:callable App.
+	// second, as mod_wsgi's WSGIScriptReloading. Module applications have
+	// no script to watch.
 	ScriptReloading bool
 	// ReloadOnChanges reloads the application (see Pool.Reload) when the
 	// source file of any module a worker has imported changes, as
@@ -140,9 +140,24 @@ type App struct {
 	// Callable is the name of the WSGI callable in a script, default
 	// "application".
 	Callable string
-	// Type is "script", "module" or "paste"; default "module" for a target
-	// with a colon, else "script".
+	// Type is TypeScript, TypeModule or TypePaste; default InferType's.
 	Type string
+}
+
+// Application types, as mod_wsgi-express's --application-type.
+const (
+	TypeScript = "script" // a WSGI script file, loaded as mod_wsgi loads one
+	TypeModule = "module" // package.module[:callable], imported
+	TypePaste  = "paste"  // a PasteDeploy .ini file
+)
+
+// InferType is the type of an application that names none: a module for a
+// target of the form module:callable, else a script.
+func InferType(target string) string {
+	if strings.Contains(target, ":") {
+		return TypeModule
+	}
+	return TypeScript
 }
 
 // Errors returned by Acquire.
@@ -204,10 +219,7 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 			app.Callable = "application"
 		}
 		if app.Type == "" {
-			app.Type = "script"
-			if strings.Contains(app.Target, ":") {
-				app.Type = "module"
-			}
+			app.Type = InferType(app.Target)
 		}
 	}
 	if cfg.Processes <= 0 {
