@@ -55,8 +55,12 @@ func init() {
 // else goes to the application: FrankenPHP's php_server pattern, a file
 // matcher then file_server, else the application.
 func parseWSGIScript(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	groups, err := definedGroups(h)
+	if err != nil {
+		return nil, err
+	}
 	handler := new(Handler)
-	var opts directiveOptions
+	opts := directiveOptions{groups: groups}
 	if err := handler.unmarshalCaddyfile(h.Dispenser, &opts); err != nil {
 		return nil, err
 	}
@@ -75,6 +79,21 @@ func parseWSGIScript(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error
 // own: they expand into routes around it.
 type directiveOptions struct {
 	documentRoot string
+	// The daemon groups the Caddyfile defines, for process_group to name:
+	// checked here, the error can give the file and line.
+	groups map[string]*DaemonGroup
+}
+
+// definedGroups returns the daemon groups that the Caddyfile's wsgi_daemon
+// global options define, which are parsed before the site blocks.
+func definedGroups(h httpcaddyfile.Helper) (map[string]*DaemonGroup, error) {
+	option, ok := h.Option("wsgi_daemon").(httpcaddyfile.App)
+	if !ok {
+		return nil, nil
+	}
+	var app App
+	err := json.Unmarshal(option.Value, &app)
+	return app.Groups, err
 }
 
 // documentRootPathRegexp names the path_regexp matcher whose first group is
@@ -248,7 +267,10 @@ func (h *Handler) unmarshalCaddyfile(d *caddyfile.Dispenser, opts *directiveOpti
 		return d.Errf("the mount point %q must start with /", h.MountPoint)
 	}
 	for d.NextArg() {
-		name, value, _ := strings.Cut(d.Val(), "=")
+		name, value, ok := strings.Cut(d.Val(), "=")
+		if !ok {
+			return d.Errf("wsgi_script: %q: want name=value", d.Val())
+		}
 		if err := h.setScriptOption(name, []string{value}, d.Val(), opts); err != nil {
 			return d.Errf("wsgi_script: %v", err)
 		}
@@ -261,10 +283,14 @@ func (h *Handler) unmarshalCaddyfile(d *caddyfile.Dispenser, opts *directiveOpti
 	return nil
 }
 
-// setScriptOption applies one wsgi_script option: its own, or a setting of
-// its daemon group. inline is the name=value token for the inline form;
-// opts receives the directive's own options, and is nil where there is no
-// directive.
+// scriptOptions are wsgi_script's own options, besides its daemon group's
+// settings.
+var scriptOptions = []string{"application_type", "callable_object", "document_root", "pass_authorization", "process_group"}
+
+// setScriptOption applies one wsgi_script option: one of scriptOptions, or
+// a setting of its daemon group. inline is the name=value token for the
+// inline form; opts receives the directive's own options, and is nil where
+// there is no directive.
 func (h *Handler) setScriptOption(name string, args []string, inline string, opts *directiveOptions) error {
 	switch name = strings.ReplaceAll(name, "-", "_"); name {
 	case "document_root":
@@ -285,6 +311,11 @@ func (h *Handler) setScriptOption(name string, args []string, inline string, opt
 		}
 		switch name {
 		case "process_group":
+			if opts != nil {
+				if err := checkProcessGroup(args[0], opts.groups); err != nil {
+					return err
+				}
+			}
 			h.ProcessGroup = args[0]
 		case "callable_object":
 			h.CallableObject = args[0]
@@ -296,6 +327,9 @@ func (h *Handler) setScriptOption(name string, args []string, inline string, opt
 		var err error
 		h.PassAuthorization, err = onOff(name, args)
 		return err
+	}
+	if lookupSetting(name) == nil {
+		return unknownSetting("option", name, scriptOptions)
 	}
 	if inline != "" {
 		return h.DaemonGroup.setInline(inline)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 )
 
 func TestUnmarshalCaddyfile(t *testing.T) {
@@ -67,15 +68,16 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"wsgi_script /app a.wsgi {\nthreads many\n}":         `threads must be a whole number of at least 1, not "many"`,
 		"wsgi_script /app a.wsgi {\nqueue_timeout soon\n}":   `queue_timeout must be a positive duration such as 30s, not "soon"`,
 		"wsgi_script /app a.wsgi {\nqueue_timeout 0\n}":      `queue_timeout must be a positive duration such as 30s, not "0"`,
-		"wsgi_script /app a.wsgi {\nenv ONLY_NAME\n}":        "env takes a name and a value, got 1 values",
-		"wsgi_script /app a.wsgi {\nprocesess 2\n}":          `unknown setting "procesess"; the settings are: callable_object,`,
+		"wsgi_script /app a.wsgi {\nenv ONLY_NAME\n}":        "env takes a name and a value (env=NAME=VALUE inline), got 1",
+		"wsgi_script /app a.wsgi {\nprocesess 2\n}":          `unknown option "procesess"; did you mean processes?`,
+		"wsgi_script /app a.wsgi {\nnonsense 2\n}":           `unknown option "nonsense"; the options are: application_type, callable_object,`,
 		"wsgi_script /app a.wsgi {\npython a b\n}":           "python takes one value, got 2",
 		"wsgi_script /app a.wsgi {\ncallable_object\n}":      "callable_object takes one value",
 		"wsgi_script /app a.wsgi {\nmemory_limit lots\n}":    `memory_limit must be a size such as 512MB, not "lots"`,
 		"wsgi_script /app a.wsgi {\numask 999\n}":            `umask must be an octal number such as 0027, not "999"`,
 		"wsgi_script /app a.wsgi {\nscript_reloading yes\n}": `script_reloading must be on or off, not "yes"`,
 		"wsgi_script /app a.wsgi {\npython_path\n}":          "python_path takes one or more directories",
-		`wsgi_script /app a.wsgi env=NOVALUE`:                `"env=NOVALUE": want env=NAME=VALUE`,
+		`wsgi_script /app a.wsgi env=NOVALUE`:                `env takes a name and a value (env=NAME=VALUE inline), got 1`,
 		// The handler alone has no routes to put a document root in.
 		`wsgi_script /app a.wsgi document_root=/srv/htdocs`: "document_root belongs to the wsgi_script directive, which expands it into routes",
 	} {
@@ -115,29 +117,92 @@ func TestBareSecondsDuration(t *testing.T) {
 	}
 }
 
-// TestEverySettingIsAccepted keeps settingNames, which error messages list,
-// in step with what DaemonGroup.set accepts.
-func TestEverySettingIsAccepted(t *testing.T) {
-	values := map[string][]string{
-		"callable_object": {"app"}, "cpu_time_limit": {"600"}, "deadlock_timeout": {"60s"}, "display_name": {"%{GROUP}"},
-		"env": {"A", "B"}, "graceful_timeout": {"15s"}, "home": {"/srv"}, "import_script": {"/srv/pre.py"},
-		"inactivity_timeout": {"1h"}, "lang": {"C.UTF-8"}, "locale": {"C.UTF-8"}, "max_queue": {"100"},
-		"maximum_requests": {"1000"}, "memory_limit": {"1GB"}, "processes": {"2"}, "python": {"python3"},
-		"python_home": {"/srv/venv"}, "python_path": {"/srv/lib"}, "queue_timeout": {"45s"}, "reload_on_changes": {"on"},
-		"request_timeout": {"60s"}, "restart_interval": {"1h"}, "script_reloading": {"off"},
-		"shutdown_timeout": {"5s"}, "startup_timeout": {"15s"}, "threads": {"15"}, "umask": {"0027"},
-		"user": {"www-data"}, "group": {"www-data"}, "supplementary_groups": {"ssl-cert", "adm"},
-	}
-	if len(values) != len(settingNames) {
-		t.Errorf("%d settings listed, %d tested", len(settingNames), len(values))
-	}
-	for _, name := range settingNames {
-		var g DaemonGroup
-		if err := g.set(name, values[name]); err != nil {
-			t.Errorf("%s: %v", name, err)
+// TestEveryFieldIsASetting: each DaemonGroup field has its entry in
+// settings, which the Caddyfile and the README take it from.
+func TestEveryFieldIsASetting(t *testing.T) {
+	fields := reflect.VisibleFields(reflect.TypeFor[DaemonGroup]())
+	for _, f := range fields {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if lookupSetting(name) == nil {
+			t.Errorf("DaemonGroup.%s (%s) has no entry in settings", f.Name, name)
 		}
-		if reflect.DeepEqual(g, DaemonGroup{}) {
-			t.Errorf("%s set nothing", name)
+	}
+	if len(fields) != len(settings) {
+		t.Errorf("%d settings for %d DaemonGroup fields", len(settings), len(fields))
+	}
+}
+
+// TestSettingMistakes: a mistaken setting is refused with what to write
+// instead.
+func TestSettingMistakes(t *testing.T) {
+	for input, want := range map[string]string{
+		// A bare number is bytes, as in mod_wsgi, and never what was meant.
+		"wsgi_daemon shop memory_limit=512":       "memory_limit 512 is 512 bytes, under the minimum of 1MiB: a number without a unit is bytes (as in mod_wsgi); write a size such as 512MB",
+		"wsgi_daemon shop {\nmemory_limit 1KB\n}": "memory_limit 1000 is 1000 bytes, under the minimum of 1MiB",
+		// Typos.
+		"wsgi_daemon shop proceses=2":            `unknown setting "proceses"; did you mean processes?`,
+		"wsgi_daemon shop {\npython-hom /srv\n}": `unknown setting "python-hom"; did you mean python_home?`,
+		"wsgi_daemon shop {\nthread 4\n}":        `unknown setting "thread"; did you mean threads?`,
+		// mod_wsgi's options that are another setting here, or not needed.
+		"wsgi_daemon shop listen-backlog=100":               `unknown setting "listen-backlog": mod_wsgi's listen-backlog is max_queue here (requests wait inside Caddy, not in a socket backlog)`,
+		"wsgi_daemon shop socket-timeout=10":                `unknown setting "socket-timeout": mod_wsgi's socket-timeout is not needed here (Caddy and the workers share private socket pairs, and responses stream); remove it`,
+		"wsgi_daemon shop {\nresponse_buffer_size 65536\n}": `mod_wsgi's response_buffer_size is not needed here`,
+		// Nothing close: the list.
+		"wsgi_daemon shop {\nfrobnicate 1\n}": `unknown setting "frobnicate"; the settings are: callable_object, cpu_time_limit,`,
+	} {
+		_, err := parseWSGIDaemon(caddyfile.NewTestDispenser(input), nil)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one containing %q", input, err, want)
 		}
+	}
+	var h Handler
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("wsgi_script /app a.wsgi {\nproces_group shop\n}")); err == nil || !strings.Contains(err.Error(), `unknown option "proces_group"; did you mean process_group?`) {
+		t.Errorf("proces_group: %v", err)
+	}
+}
+
+// TestMemoryLimitInJSON: JSON gets memory_limit's minimum too, at provision.
+func TestMemoryLimitInJSON(t *testing.T) {
+	g := DaemonGroup{MemoryLimit: 512}
+	_, err := g.poolConfig("shop")
+	if want := "memory_limit 512 is 512 bytes, under the minimum of 1MiB"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("memory_limit 512 in JSON: %v, want an error containing %q", err, want)
+	}
+	g.MemoryLimit = 1 << 20
+	if _, err := g.poolConfig("shop"); err != nil {
+		t.Errorf("memory_limit 1MiB: %v", err)
+	}
+}
+
+// TestUndefinedProcessGroup: the Caddyfile adapter names the file and line
+// of a process_group that no wsgi_daemon defines.
+func TestUndefinedProcessGroup(t *testing.T) {
+	for name, tc := range map[string]struct{ caddyfile, want string }{
+		"typo": {`{
+	wsgi_daemon shop
+	wsgi_daemon blog
+}
+:8080 {
+	wsgi_script / app.wsgi process_group=shp
+}`, `wsgi_script: process_group "shp" is not defined; did you mean shop? The groups are: blog, shop, at Caddyfile:6`},
+		"in a block": {`{
+	wsgi_daemon shop
+}
+:8080 {
+	wsgi_script / app.wsgi {
+		threads 2
+		process_group blog
+	}
+}`, `wsgi_script: process_group "blog" is not defined; the groups are: shop, at Caddyfile:7`},
+		"no groups": {`:8080 {
+	wsgi_script / app.wsgi process_group=shop
+}`, `wsgi_script: process_group "shop": no daemon process groups are defined (wsgi_daemon), at Caddyfile:2`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := caddyfile.Adapter{ServerType: httpcaddyfile.ServerType{}}.Adapt([]byte(tc.caddyfile), map[string]any{"filename": "Caddyfile"})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one containing %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -103,10 +103,10 @@ func TestDaemonGroupConfigErrors(t *testing.T) {
 	}{
 		"undefined group": {"wsgi_daemon shop threads=2", `:{http_port} {
 	wsgi_script / {apps}/app.wsgi process_group=blog
-}`, []string{`process_group \"blog\" is not defined; the groups are: shop`}},
+}`, []string{`wsgi_script: process_group \"blog\" is not defined; the groups are: shop, at `, "Caddyfile:7"}},
 		"no groups at all": {"", `:{http_port} {
 	wsgi_script / {apps}/app.wsgi process_group=blog
-}`, []string{`process_group \"blog\": no daemon process groups are defined`}},
+}`, []string{`wsgi_script: process_group \"blog\": no daemon process groups are defined (wsgi_daemon), at `, "Caddyfile:7"}},
 		"settings beside process_group": {"wsgi_daemon shop threads=2", `:{http_port} {
 	wsgi_script / {apps}/app.wsgi process_group=shop threads=4
 }`, []string{"the group's settings belong in its wsgi_daemon"}},
@@ -115,7 +115,7 @@ func TestDaemonGroupConfigErrors(t *testing.T) {
 }`, []string{"wsgi_daemon shop is defined twice"}},
 		"unknown setting": {"wsgi_daemon shop thread=2", `:{http_port} {
 	respond "x"
-}`, []string{`wsgi_daemon shop: unknown setting \"thread\"; the settings are:`, "Caddyfile:4"}},
+}`, []string{`wsgi_daemon shop: unknown setting \"thread\"; did you mean threads?`, "Caddyfile:4"}},
 		"bad value": {"wsgi_daemon shop {\n\t\tmaximum_requests lots\n\t}", `:{http_port} {
 	respond "x"
 }`, []string{`wsgi_daemon shop: maximum_requests must be a whole number of at least 1, not \"lots\"`}},

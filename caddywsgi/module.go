@@ -6,7 +6,6 @@ package caddywsgi
 import (
 	"fmt"
 	"reflect"
-	"slices"
 	"strings"
 	"time"
 
@@ -107,20 +106,10 @@ func (h *Handler) group(wsgiApp *App) (*DaemonGroup, string, error) {
 	if !reflect.DeepEqual(h.DaemonGroup, DaemonGroup{}) {
 		return nil, "", fmt.Errorf("process_group %q: the group's settings belong in its wsgi_daemon, not in the wsgi_script", h.ProcessGroup)
 	}
-	groups := wsgiApp.Groups
-	group, ok := groups[h.ProcessGroup]
-	if len(groups) == 0 {
-		return nil, "", fmt.Errorf("process_group %q: no daemon process groups are defined (wsgi_daemon)", h.ProcessGroup)
+	if err := checkProcessGroup(h.ProcessGroup, wsgiApp.Groups); err != nil {
+		return nil, "", err
 	}
-	if !ok {
-		names := make([]string, 0, len(groups))
-		for name := range groups {
-			names = append(names, name)
-		}
-		slices.Sort(names)
-		return nil, "", fmt.Errorf("process_group %q is not defined; the groups are: %s", h.ProcessGroup, strings.Join(names, ", "))
-	}
-	return group, h.ProcessGroup, nil
+	return wsgiApp.Groups[h.ProcessGroup], h.ProcessGroup, nil
 }
 
 // Interface guards
