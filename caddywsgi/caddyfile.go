@@ -84,18 +84,6 @@ type directiveOptions struct {
 	groups map[string]*DaemonGroup
 }
 
-// definedGroups returns the daemon groups that the Caddyfile's wsgi_daemon
-// global options define, which are parsed before the site blocks.
-func definedGroups(h httpcaddyfile.Helper) (map[string]*DaemonGroup, error) {
-	option, ok := h.Option("wsgi_daemon").(httpcaddyfile.App)
-	if !ok {
-		return nil, nil
-	}
-	var app App
-	err := json.Unmarshal(option.Value, &app)
-	return app.Groups, err
-}
-
 // documentRootPathRegexp names the path_regexp matcher whose first group is
 // the request's path below the mount point.
 const documentRootPathRegexp = "wsgi_document_root"
@@ -372,6 +360,18 @@ func parseWSGIDaemon(d *caddyfile.Dispenser, existing any) (any, error) {
 	}
 	app.Groups[name] = group
 	return httpcaddyfile.App{Name: "wsgi", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// definedGroups returns the daemon groups that the Caddyfile's wsgi_daemon
+// global options define, which are parsed before the site blocks.
+func definedGroups(h httpcaddyfile.Helper) (map[string]*DaemonGroup, error) {
+	option, ok := h.Option("wsgi_daemon").(httpcaddyfile.App)
+	if !ok {
+		return nil, nil
+	}
+	var app App
+	err := json.Unmarshal(option.Value, &app)
+	return app.Groups, err
 }
 
 // Interface guards

@@ -124,11 +124,11 @@ func TestEveryFieldIsASetting(t *testing.T) {
 	for _, f := range fields {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if lookupSetting(name) == nil {
-			t.Errorf("DaemonGroup.%s (%s) has no entry in settings", f.Name, name)
+			t.Errorf("DaemonGroup.%s (%s) has no entry in daemonSettings", f.Name, name)
 		}
 	}
-	if len(fields) != len(settings) {
-		t.Errorf("%d settings for %d DaemonGroup fields", len(settings), len(fields))
+	if len(fields) != len(daemonSettings) {
+		t.Errorf("%d settings for %d DaemonGroup fields", len(daemonSettings), len(fields))
 	}
 }
 

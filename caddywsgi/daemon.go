@@ -135,7 +135,7 @@ func (g *DaemonGroup) poolConfig(name string) (pool.Config, error) {
 	if g.Python != "" && g.PythonHome != "" {
 		return pool.Config{}, fmt.Errorf("set python or python_home, not both: python_home's interpreter is %s/bin/python", g.PythonHome)
 	}
-	for _, s := range settings {
+	for _, s := range daemonSettings {
 		if s.check != nil {
 			if err := s.check(g); err != nil {
 				return pool.Config{}, fmt.Errorf("daemon group %s: %w", name, err)
@@ -143,7 +143,7 @@ func (g *DaemonGroup) poolConfig(name string) (pool.Config, error) {
 		}
 	}
 	cfg := pool.Config{Name: name}
-	for _, s := range settings {
+	for _, s := range daemonSettings {
 		if s.toPool != nil {
 			s.toPool(g, &cfg)
 		}

@@ -3,6 +3,7 @@ package caddywsgi_test
 import (
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -185,5 +186,37 @@ func TestPythonHome(t *testing.T) {
 	res, body := get(t, plainClient, "GET", c.URL("/"), nil)
 	if res.StatusCode != 200 || !strings.HasPrefix(body, "django ") || !strings.HasSuffix(body, " from "+venv) {
 		t.Errorf("%d %q, want Django from %s", res.StatusCode, body, venv)
+	}
+}
+
+// TestMemoryLimitMinimumInJSON: a JSON config gets the Caddyfile's check of
+// memory_limit, when Caddy provisions it, in a group of the wsgi app and in
+// a handler's own group.
+func TestMemoryLimitMinimumInJSON(t *testing.T) {
+	for name, tc := range map[string]struct{ groups, handler string }{
+		"wsgi app group":      {`"shop": {"memory_limit": 512}`, `"process_group": "shop"`},
+		"handler's own group": {`"shop": {}`, `"memory_limit": 512`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := caddyDir(t)
+			config := fmt.Sprintf(`{
+	"admin": {"disabled": true},
+	"apps": {
+		"wsgi": {"groups": {%s}},
+		"http": {"servers": {"srv0": {"listen": [":%d"], "routes": [
+			{"handle": [{"handler": "wsgi", "app": %q, %s}]}
+		]}}}
+	}
+}`, tc.groups, freePort(t), filepath.Join(appsDir(t), "app.wsgi"), tc.handler)
+			file := filepath.Join(dir, "caddy.json")
+			if err := os.WriteFile(file, []byte(config), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, err := caddyCommand(dir, false, "validate", "--config", file).CombinedOutput()
+			want := "memory_limit 512 is 512 bytes, under the minimum of 1MiB"
+			if err == nil || !strings.Contains(string(out), want) {
+				t.Errorf("caddy validate: %v, want an error containing %q:\n%s", err, want, out)
+			}
+		})
 	}
 }

@@ -59,7 +59,7 @@ func TestREADMESettingsTable(t *testing.T) {
 // settingsTable is the README's table of daemon settings, a line a setting.
 func settingsTable() []string {
 	table := []string{"| setting | meaning | default |", "|---|---|---|"}
-	for _, s := range settings {
+	for _, s := range daemonSettings {
 		row := "| `" + s.name + "` | " + s.meaning + " |"
 		if s.def != "" {
 			row += " " + s.def

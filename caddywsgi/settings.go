@@ -15,11 +15,11 @@ import (
 	"github.com/caddy-wsgi/caddy-wsgi/pool"
 )
 
-// setting is a daemon group setting: how it is written in a Caddyfile,
+// daemonSetting is a daemon group setting: how it is written in a Caddyfile,
 // checked, documented in the README and passed on to the pool. The
 // DaemonGroup field it fills carries its JSON name and the doc comment that
 // Caddy's JSON documentation shows.
-type setting struct {
+type daemonSetting struct {
 	name    string // as in a Caddyfile and in JSON
 	meaning string // the README's "meaning" column, in Markdown
 	def     string // the README's "default" column, in Markdown; "" if none
@@ -38,32 +38,32 @@ type setting struct {
 	toPool func(g *DaemonGroup, c *pool.Config)
 }
 
-// settings are the daemon group settings, in the README's order. The
+// daemonSettings are the daemon group settings, in the README's order. The
 // README's table is made from them (see TestREADMESettingsTable).
-var settings = []setting{{
+var daemonSettings = []daemonSetting{{
 	name: "processes", meaning: "worker processes", def: "1",
-	parse:  count(1, func(g *DaemonGroup) *int { return &g.Processes }),
+	parse:  wholeNumber(1, func(g *DaemonGroup) *int { return &g.Processes }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.Processes = g.Processes },
 }, {
 	name: "threads", meaning: "request threads per process", def: "15",
-	parse:  count(1, func(g *DaemonGroup) *int { return &g.Threads }),
+	parse:  wholeNumber(1, func(g *DaemonGroup) *int { return &g.Threads }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.Threads = g.Threads },
 }, {
 	name: "python", meaning: "the interpreter (any CPython 3.9 or newer)", def: "`python_home`'s `bin/python`, else `python3` from PATH",
-	parse:  text(func(g *DaemonGroup) *string { return &g.Python }),
+	parse:  oneString(func(g *DaemonGroup) *string { return &g.Python }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.Python = g.Python },
 }, {
 	name: "python_home", meaning: "a virtualenv whose interpreter and site-packages are used",
-	parse:  text(func(g *DaemonGroup) *string { return &g.PythonHome }),
+	parse:  oneString(func(g *DaemonGroup) *string { return &g.PythonHome }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.PythonHome = g.PythonHome },
 }, {
 	name: "python_path", meaning: "directories added with `site.addsitedir` (`.pth` files honoured); repeatable, colon-separated in the inline form",
-	parse:  list("directories", func(g *DaemonGroup) *[]string { return &g.PythonPath }),
+	parse:  stringList("directories", func(g *DaemonGroup) *[]string { return &g.PythonPath }),
 	inline: func(value string) []string { return strings.Split(value, ":") },
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.PythonPath = g.PythonPath },
 }, {
 	name: "home", meaning: "the working directory, searched first on import", def: "the (first) script's directory, or Caddy's for modules only",
-	parse:  text(func(g *DaemonGroup) *string { return &g.Home }),
+	parse:  oneString(func(g *DaemonGroup) *string { return &g.Home }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.Dir = g.Home },
 }, {
 	name: "env", meaning: "`NAME VALUE` (inline: `env=NAME=VALUE`): an environment variable for the workers; repeatable", def: "Caddy's environment",
@@ -78,38 +78,38 @@ var settings = []setting{{
 	},
 }, {
 	name: "lang", meaning: "LANG for the workers", def: "Caddy's",
-	parse:  text(func(g *DaemonGroup) *string { return &g.Lang }),
+	parse:  oneString(func(g *DaemonGroup) *string { return &g.Lang }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.Lang = g.Lang },
 }, {
 	name: "locale", meaning: "LC_ALL for the workers", def: "Caddy's",
-	parse:  text(func(g *DaemonGroup) *string { return &g.Locale }),
+	parse:  oneString(func(g *DaemonGroup) *string { return &g.Locale }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.Locale = g.Locale },
 }, {
 	name: "display_name", meaning: "what `ps` shows for the workers; `%{GROUP}` is `(wsgi:NAME)`", def: "the interpreter's command line",
-	parse:  text(func(g *DaemonGroup) *string { return &g.DisplayName }),
+	parse:  oneString(func(g *DaemonGroup) *string { return &g.DisplayName }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.DisplayName = g.DisplayName },
 }, {
 	name: "import_script", meaning: "a script each worker runs at start-up, before the application loads",
-	parse:  text(func(g *DaemonGroup) *string { return &g.ImportScript }),
+	parse:  oneString(func(g *DaemonGroup) *string { return &g.ImportScript }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.ImportScript = g.ImportScript },
 }, {
 	name: "user", def: "Caddy's user, unless that is root",
 	meaning: "the user the workers run as (name or number), with its HOME, USER and LOGNAME; Caddy must run as root to use another user. " +
 		"A root Caddy refuses to start a group without `user`: workers run as root only with `user root`",
-	parse:  text(func(g *DaemonGroup) *string { return &g.User }),
+	parse:  oneString(func(g *DaemonGroup) *string { return &g.User }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.User = g.User },
 }, {
 	name: "group", meaning: "the workers' group", def: "the user's primary group",
-	parse:  text(func(g *DaemonGroup) *string { return &g.Group }),
+	parse:  oneString(func(g *DaemonGroup) *string { return &g.Group }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.Group = g.Group },
 }, {
 	name: "supplementary_groups", meaning: "the workers' other groups (commas in the inline form)", def: "the user's groups",
-	parse:  list("groups", func(g *DaemonGroup) *[]string { return &g.SupplementaryGroups }),
+	parse:  stringList("groups", func(g *DaemonGroup) *[]string { return &g.SupplementaryGroups }),
 	inline: func(value string) []string { return strings.Split(value, ",") },
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.SupplementaryGroups = g.SupplementaryGroups },
 }, {
 	name: "umask", meaning: "the workers' umask, in octal", def: "Caddy's",
-	parse: text(func(g *DaemonGroup) *string { return &g.Umask }),
+	parse: oneString(func(g *DaemonGroup) *string { return &g.Umask }),
 	check: func(g *DaemonGroup) error {
 		if _, err := parseUmask(g.Umask); err != nil {
 			return fmt.Errorf("umask must be an octal number such as 0027, not %q", g.Umask)
@@ -120,33 +120,33 @@ var settings = []setting{{
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.Umask, _ = parseUmask(g.Umask) },
 }, {
 	name: "callable_object", meaning: "the WSGI callable's name in scripts", def: "`application`",
-	parse: text(func(g *DaemonGroup) *string { return &g.CallableObject }),
+	parse: oneString(func(g *DaemonGroup) *string { return &g.CallableObject }),
 }, {
 	name: "startup_timeout", meaning: "how long a worker may take to load the application", def: "15s",
-	parse:  duration(func(g *DaemonGroup) *caddy.Duration { return &g.StartupTimeout }),
+	parse:  positiveDuration(func(g *DaemonGroup) *caddy.Duration { return &g.StartupTimeout }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.StartupTimeout = time.Duration(g.StartupTimeout) },
 }, {
 	name: "queue_timeout", meaning: "how long a request may wait for a free thread before a 503", def: "45s",
-	parse:  duration(func(g *DaemonGroup) *caddy.Duration { return &g.QueueTimeout }),
+	parse:  positiveDuration(func(g *DaemonGroup) *caddy.Duration { return &g.QueueTimeout }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.QueueTimeout = time.Duration(g.QueueTimeout) },
 }, {
 	name: "max_queue", meaning: "how many requests may wait for a thread; more get a 503 at once (mod_wsgi's `listen-backlog`)", def: "no limit",
-	parse:  count(1, func(g *DaemonGroup) *int { return &g.MaxQueue }),
+	parse:  wholeNumber(1, func(g *DaemonGroup) *int { return &g.MaxQueue }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.MaxQueue = g.MaxQueue },
 }, {
 	name: "request_timeout", meaning: "a request running longer gets a 504 (or is broken off if it started) and its process is recycled", def: "no limit",
-	parse: duration(func(g *DaemonGroup) *caddy.Duration { return &g.RequestTimeout }),
+	parse: positiveDuration(func(g *DaemonGroup) *caddy.Duration { return &g.RequestTimeout }),
 }, {
 	name: "maximum_requests", meaning: "recycle a process after this many requests", def: "never",
-	parse:  count(1, func(g *DaemonGroup) *int { return &g.MaximumRequests }),
+	parse:  wholeNumber(1, func(g *DaemonGroup) *int { return &g.MaximumRequests }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.MaximumRequests = g.MaximumRequests },
 }, {
 	name: "restart_interval", meaning: "recycle a process after it has run this long", def: "never",
-	parse:  duration(func(g *DaemonGroup) *caddy.Duration { return &g.RestartInterval }),
+	parse:  positiveDuration(func(g *DaemonGroup) *caddy.Duration { return &g.RestartInterval }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.RestartInterval = time.Duration(g.RestartInterval) },
 }, {
 	name: "inactivity_timeout", meaning: "recycle a process that has served nothing for this long", def: "never",
-	parse:  duration(func(g *DaemonGroup) *caddy.Duration { return &g.InactivityTimeout }),
+	parse:  positiveDuration(func(g *DaemonGroup) *caddy.Duration { return &g.InactivityTimeout }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.InactivityTimeout = time.Duration(g.InactivityTimeout) },
 }, {
 	name: "memory_limit", def: "no limit",
@@ -157,19 +157,19 @@ var settings = []setting{{
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.MemoryLimit = g.MemoryLimit },
 }, {
 	name: "cpu_time_limit", meaning: "recycle a process once it has used this much CPU time, user and system (mod_wsgi's `cpu-time-limit`)", def: "no limit",
-	parse:  duration(func(g *DaemonGroup) *caddy.Duration { return &g.CPUTimeLimit }),
+	parse:  positiveDuration(func(g *DaemonGroup) *caddy.Duration { return &g.CPUTimeLimit }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.CPUTimeLimit = time.Duration(g.CPUTimeLimit) },
 }, {
 	name: "graceful_timeout", meaning: "how long a recycled process may finish its requests before it is stopped", def: "15s",
-	parse:  duration(func(g *DaemonGroup) *caddy.Duration { return &g.GracefulTimeout }),
+	parse:  positiveDuration(func(g *DaemonGroup) *caddy.Duration { return &g.GracefulTimeout }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.GracefulTimeout = time.Duration(g.GracefulTimeout) },
 }, {
 	name: "shutdown_timeout", meaning: "how long a stopping process may take to exit before it is killed", def: "5s",
-	parse:  duration(func(g *DaemonGroup) *caddy.Duration { return &g.ShutdownTimeout }),
+	parse:  positiveDuration(func(g *DaemonGroup) *caddy.Duration { return &g.ShutdownTimeout }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.ShutdownTimeout = time.Duration(g.ShutdownTimeout) },
 }, {
 	name: "deadlock_timeout", meaning: "replace a process whose interpreter stops answering (GIL held) for this long", def: "300s (mod_wsgi's)",
-	parse: duration(func(g *DaemonGroup) *caddy.Duration { return &g.DeadlockTimeout }),
+	parse: positiveDuration(func(g *DaemonGroup) *caddy.Duration { return &g.DeadlockTimeout }),
 	toPool: func(g *DaemonGroup, c *pool.Config) {
 		c.DeadlockTimeout = cmp.Or(time.Duration(g.DeadlockTimeout), defaultDeadlockTimeout)
 	},
@@ -180,7 +180,9 @@ var settings = []setting{{
 		g.ScriptReloading = &on
 		return err
 	},
-	toPool: func(g *DaemonGroup, c *pool.Config) { c.ScriptReloading = g.ScriptReloading == nil || *g.ScriptReloading },
+	toPool: func(g *DaemonGroup, c *pool.Config) {
+		c.ScriptReloading = g.ScriptReloading == nil || *g.ScriptReloading
+	},
 }, {
 	name: "reload_on_changes", def: "off",
 	meaning: "`on` or `off`: a change to the source of any module the application imported restarts the group gracefully " +
@@ -247,11 +249,11 @@ func (g *DaemonGroup) setInline(token string) error {
 
 // lookupSetting returns the setting of that name, written with underscores
 // or dashes; nil if there is none.
-func lookupSetting(name string) *setting {
+func lookupSetting(name string) *daemonSetting {
 	name = strings.ReplaceAll(name, "-", "_")
-	for i := range settings {
-		if settings[i].name == name {
-			return &settings[i]
+	for i := range daemonSettings {
+		if daemonSettings[i].name == name {
+			return &daemonSettings[i]
 		}
 	}
 	return nil
@@ -267,7 +269,7 @@ func unknownSetting(kind, name string, others []string) error {
 		return fmt.Errorf("unknown %s %q: mod_wsgi's %s %s", kind, name, name, instead)
 	}
 	names := slices.Clone(others)
-	for _, s := range settings {
+	for _, s := range daemonSettings {
 		names = append(names, s.name)
 	}
 	slices.Sort(names)
@@ -295,18 +297,18 @@ func checkProcessGroup(name string, groups map[string]*DaemonGroup) error {
 	return fmt.Errorf("process_group %q is not defined; the groups are: %s", name, list)
 }
 
-// one returns the one value of a setting that takes one.
-func one(name string, args []string) (string, error) {
+// oneValue returns the one value of a setting that takes one.
+func oneValue(name string, args []string) (string, error) {
 	if len(args) != 1 {
 		return "", fmt.Errorf("%s takes one value, got %d", name, len(args))
 	}
 	return args[0], nil
 }
 
-// count parses a setting that is a whole number of at least least.
-func count(least int, field func(*DaemonGroup) *int) func(*DaemonGroup, string, []string) error {
+// wholeNumber parses a setting that is a whole number of at least least.
+func wholeNumber(least int, field func(*DaemonGroup) *int) func(*DaemonGroup, string, []string) error {
 	return func(g *DaemonGroup, name string, args []string) error {
-		s, err := one(name, args)
+		s, err := oneValue(name, args)
 		if err != nil {
 			return err
 		}
@@ -319,17 +321,17 @@ func count(least int, field func(*DaemonGroup) *int) func(*DaemonGroup, string, 
 	}
 }
 
-// text parses a setting that is one string.
-func text(field func(*DaemonGroup) *string) func(*DaemonGroup, string, []string) error {
+// oneString parses a setting that is one string.
+func oneString(field func(*DaemonGroup) *string) func(*DaemonGroup, string, []string) error {
 	return func(g *DaemonGroup, name string, args []string) error {
-		s, err := one(name, args)
+		s, err := oneValue(name, args)
 		*field(g) = s
 		return err
 	}
 }
 
-// list parses a repeatable setting of one or more values, what they are.
-func list(what string, field func(*DaemonGroup) *[]string) func(*DaemonGroup, string, []string) error {
+// stringList parses a repeatable setting of one or more values, what they are.
+func stringList(what string, field func(*DaemonGroup) *[]string) func(*DaemonGroup, string, []string) error {
 	return func(g *DaemonGroup, name string, args []string) error {
 		if len(args) == 0 {
 			return fmt.Errorf("%s takes one or more %s", name, what)
@@ -339,10 +341,10 @@ func list(what string, field func(*DaemonGroup) *[]string) func(*DaemonGroup, st
 	}
 }
 
-// duration parses a setting that is a positive duration.
-func duration(field func(*DaemonGroup) *caddy.Duration) func(*DaemonGroup, string, []string) error {
+// positiveDuration parses a setting that is a positive duration.
+func positiveDuration(field func(*DaemonGroup) *caddy.Duration) func(*DaemonGroup, string, []string) error {
 	return func(g *DaemonGroup, name string, args []string) error {
-		s, err := one(name, args)
+		s, err := oneValue(name, args)
 		if err != nil {
 			return err
 		}
@@ -370,7 +372,7 @@ func parseEnv(g *DaemonGroup, name string, args []string) error {
 // parseMemoryLimit parses memory_limit: a size such as 512MB, or a number of
 // bytes.
 func parseMemoryLimit(g *DaemonGroup, name string, args []string) error {
-	s, err := one(name, args)
+	s, err := oneValue(name, args)
 	if err != nil {
 		return err
 	}
