@@ -54,7 +54,7 @@ func pairURLAliases(args []string) []string {
 // name here, with what to write instead.
 var expressFlags = map[string]string{
 	"server-name":       "--domain",
-	"https-port":        "--domain NAME --port PORT (with --domain, --port is the HTTPS port)",
+	"https-port":        "--port with --domain",
 	"home":              "--working-directory",
 	"log-level":         "--debug",
 	"verbose-debugging": "--debug",
@@ -70,7 +70,7 @@ func unknownFlag(fs *pflag.FlagSet, err error) error {
 	}
 	name := notExist.GetSpecifiedName()
 	if instead, ok := expressFlags[name]; ok {
-		return fmt.Errorf("%w: mod_wsgi-express's --%s is %s here", err, name, instead)
+		return fmt.Errorf("%w (mod_wsgi-express's --%s: use %s)", err, name, instead)
 	}
 	var names []string
 	fs.VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
