@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -104,6 +105,16 @@ func TestWSGIServerCaddyfile(t *testing.T) {
 	tmp := fixtures(t)
 	placeholders := strings.NewReplacer("{dir}", cwd, "{tmp}", tmp)
 	const globals = "{\n\tadmin off\n\tpersist_config off\n}\n\n"
+	// The wsgi_script block of testdata/apps/app.wsgi with every default.
+	const script = `	wsgi_script / {dir}/testdata/apps/app.wsgi {
+		processes 1
+		threads 5
+		home {dir}
+		request_timeout 60s
+		queue_timeout 45s
+	}
+}
+`
 	for _, tc := range []struct {
 		name string
 		args string // split on spaces, after the placeholders are replaced
@@ -114,6 +125,7 @@ func TestWSGIServerCaddyfile(t *testing.T) {
 	wsgi_script / {dir}/testdata/apps/app.wsgi {
 		processes 1
 		threads 5
+		home {dir}
 		request_timeout 60s
 		queue_timeout 45s
 	}
@@ -158,6 +170,7 @@ http://:9000 {
 		processes 1
 		threads 5
 		python python3.11
+		home {dir}
 		queue_timeout 1.5s
 	}
 }
@@ -166,6 +179,7 @@ http://:9000 {
 	wsgi_script / {dir}/testdata/apps/app.wsgi {
 		processes 1
 		threads 5
+		home {dir}
 		request_timeout 60s
 		queue_timeout 45s
 	}
@@ -176,6 +190,7 @@ http://:9000 {
 	wsgi_script / {dir}/testdata/apps/app.wsgi {
 		processes 1
 		threads 5
+		home {dir}
 		request_timeout 60s
 		queue_timeout 45s
 	}
@@ -185,6 +200,7 @@ http://:9000 {
 	wsgi_script / {dir}/testdata/apps/app.wsgi {
 		processes 1
 		threads 5
+		home {dir}
 		request_timeout 60s
 		queue_timeout 45s
 	}
@@ -195,6 +211,7 @@ http://:9000 {
 	wsgi_script / {dir}/testdata/apps/app.wsgi {
 		processes 1
 		threads 5
+		home {dir}
 		request_timeout 60s
 		queue_timeout 45s
 	}
@@ -231,11 +248,33 @@ http://:9000 {
 		application_type paste
 		processes 1
 		threads 5
+		home {dir}
 		request_timeout 60s
 		queue_timeout 45s
 	}
 }
 `},
+		// mod_wsgi-express's --host and --port set the halves of --listen.
+		{"--port", "testdata/apps/app.wsgi --port 9000 --log-to-terminal", globals + `http://:9000 {
+	bind localhost
+` + script},
+		{"--host and --port", "testdata/apps/app.wsgi --host 0.0.0.0 --port 9000", globals + `http://:9000 {
+	bind 0.0.0.0
+` + script},
+		{"--listen and an agreeing --port", "testdata/apps/app.wsgi --listen 127.0.0.1:9000 --port 9000", globals + `http://:9000 {
+	bind 127.0.0.1
+` + script},
+		{"--host in IPv6 brackets", "testdata/apps/app.wsgi --host [::1]", globals + `http://:8000 {
+	bind ::1
+` + script},
+		{"domain, HTTPS --port, --no-trust", "testdata/apps/app.wsgi --domain wsgi.localhost --port 8443 --no-trust", `{
+	admin off
+	persist_config off
+	skip_install_trust
+}
+
+wsgi.localhost:8443 {
+` + script},
 		{"static", "--application-type static --document-root {tmp}/public --url-alias /media {tmp}/media -a", globals + `http://:8000 {
 	bind localhost
 	log
@@ -307,6 +346,7 @@ func TestWSGIServerCaddyfileAdapts(t *testing.T) {
 			"--domain", "example.com"},
 		{"--application-type", "module", "hello", "--callable-object", "app"},
 		{"--application-type", "static", "--document-root", weird[0], "--url-alias", "/static", weird[1]},
+		{"--application-type", "static", "--domain", "wsgi.localhost", "--no-trust"},
 	} {
 		caddyfile, err := printCaddyfile(t, args...)
 		if err != nil {
@@ -325,6 +365,14 @@ func TestWSGIServerCaddyfileAdapts(t *testing.T) {
 		}
 		handlers := map[string]map[string]any{}
 		collectHandlers(config, handlers)
+		if slices.Contains(args, "--no-trust") {
+			pki, _ := config.(map[string]any)["apps"].(map[string]any)["pki"].(map[string]any)
+			local, _ := pki["certificate_authorities"].(map[string]any)["local"].(map[string]any)
+			if local["install_trust"] != false {
+				t.Errorf("--no-trust: the local CA is %v in %s", local, adapted)
+			}
+			continue
+		}
 		if args[0] == "--application-type" && args[1] == "static" {
 			if root := handlers["vars"]["root"]; root != weird[0] {
 				t.Errorf("root %q, want %q", root, weird[0])
@@ -392,10 +440,19 @@ func TestWSGIServerErrors(t *testing.T) {
 		{[]string{app, "--request-timeout", "soon"}, `--request-timeout "soon"`},
 		{[]string{app, "--queue-timeout", "0"}, "--queue-timeout must be more than 0"},
 		{[]string{app, "--processes", "two"}, `invalid argument "two"`},
-		{[]string{app, "--no-such-flag"}, "unknown flag: --no-such-flag"},
+		{[]string{app, "--no-such-flag"}, "unknown flag: --no-such-flag\n"},
+		{[]string{app, "--proceses", "2"}, "unknown flag: --proceses (did you mean --processes?)"},
+		{[]string{app, "--thread=4"}, "unknown flag: --thread (did you mean --threads?)"},
+		{[]string{app, "--server-name", "example.com"}, "unknown flag: --server-name (mod_wsgi-express's --server-name: use --domain)"},
+		{[]string{app, "--https-port", "8443"}, "unknown flag: --https-port (mod_wsgi-express's --https-port: use --port with --domain)"},
+		{[]string{app, "--port", "9000", "--listen", "localhost:8000"}, "--port 9000 contradicts --listen localhost:8000: give the address once, as --listen HOST:PORT or as --host HOST --port PORT"},
+		{[]string{app, "--host", "0.0.0.0", "-l", "localhost:8000"}, "--host 0.0.0.0 contradicts --listen localhost:8000"},
+		{[]string{app, "--port", "http"}, `--port "http": the port must be a number from 1 to 65535`},
+		{[]string{app, "--host", "localhost:8000"}, `--host "localhost:8000": want a host name or an IP address, without the port (--port gives it)`},
+		{[]string{app, "--no-trust"}, "--no-trust concerns the certificate of --domain"},
 	} {
 		_, err := printCaddyfile(t, tc.args...)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
+		if err == nil || !strings.Contains(err.Error()+"\n", tc.want) {
 			t.Errorf("%q: got %v, want an error with %q", tc.args, err, tc.want)
 		}
 	}
@@ -471,16 +528,22 @@ func TestWSGIServerServes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := fmt.Sprintf(`Server URL         : http://127.0.0.1:%d/
 Server Root        : %s/caddy
 Application        : %s/app.wsgi (script)
+Working Directory  : %s
+User               : %s
 Operating Mode     : daemon
 Request Capacity   : 6 (2 processes * 3 threads)
 Request Timeout    : none
 Queue Timeout      : 45 (seconds)
 Python Interpreter : %s
 Access Log         : stderr
-Error Log          : stderr (Caddy's log)`, s.HTTPPort, s.dataDir, appsDir(t), interpreter)
+Error Log          : stderr (Caddy's log)`, s.HTTPPort, s.dataDir, appsDir(t), cwd, caddyUserName(t), interpreter)
 	if banner := s.Stdout.String(); banner != want {
 		t.Errorf("banner:\n%s\nwant:\n%s", banner, want)
 	}
@@ -494,6 +557,43 @@ Error Log          : stderr (Caddy's log)`, s.HTTPPort, s.dataDir, appsDir(t), i
 		t.Errorf("environ: %v", environ)
 	}
 	s.waitLog("http.log.access", `"uri":"/env?x=1"`)
+}
+
+// caddyUserName is the name of the user the tests run Caddy as.
+func caddyUserName(t *testing.T) string {
+	t.Helper()
+	if caddyUser != nil {
+		return testUser
+	}
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Username
+}
+
+// TestWSGIServerDjangoProject: `caddy wsgi-server mysite/wsgi.py`, run in
+// the directory of a project as django-admin startproject makes it, serves
+// the project: as in mod_wsgi-express, the workers' working directory is
+// the current one, from which mysite.settings imports.
+func TestWSGIServerDjangoProject(t *testing.T) {
+	dir := caddyDir(t)
+	if out, err := exec.Command(python(), "-m", "django", "startproject", "mysite", dir).CombinedOutput(); err != nil {
+		t.Fatalf("django-admin startproject (Django is in the test virtualenv): %v\n%s", err, out)
+	}
+	s := startWSGIServer(t, dir, false, "mysite/wsgi.py", "--python", python())
+	if res, body := get(t, plainClient, "GET", s.URL("/"), nil); res.StatusCode != 200 || !strings.Contains(body, "The install worked successfully!") {
+		t.Errorf("%d %.500s", res.StatusCode, body)
+	}
+	for _, want := range []string{
+		"Application        : " + dir + "/mysite/wsgi.py (script)",
+		"Working Directory  : " + dir,
+		"User               : " + caddyUserName(t),
+	} {
+		if line, _ := s.Stdout.wait(want, 0); line != want {
+			t.Errorf("banner line %q, want %q", line, want)
+		}
+	}
 }
 
 // TestWSGIServerMountPoint: --mount-point is SCRIPT_NAME, and the
@@ -595,7 +695,8 @@ func TestWSGIServerReloadOnChanges(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := startWSGIServer(t, "", false, filepath.Join(dir, "app.wsgi"), "--python", python(), "--reload-on-changes")
+	// Run in the application's directory, from which it imports greeting.
+	s := startWSGIServer(t, dir, false, "app.wsgi", "--python", python(), "--reload-on-changes")
 	if _, body := get(t, plainClient, "GET", s.URL("/"), nil); body != "before" {
 		t.Fatalf("before the change: %q", body)
 	}

@@ -197,14 +197,8 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.PythonHome != "" {
-		python, err := homeInterpreter(cfg.PythonHome)
-		if err != nil {
-			return nil, err
-		}
-		cfg.Python = python
-	} else if cfg.Python == "" {
-		cfg.Python = "python3"
+	if cfg.Python, err = Interpreter(cfg.Python, cfg.PythonHome); err != nil {
+		return nil, err
 	}
 	if len(cfg.Apps) == 0 {
 		return nil, errors.New("no WSGI application configured")

@@ -184,25 +184,6 @@ func (p *Pool) spawn() (*process, error) {
 	return proc, nil
 }
 
-// homeInterpreter is the Python in a python home. Its own bin/python is what
-// makes its site-packages the ones used: CPython finds a virtualenv's
-// pyvenv.cfg next to the path it was started as.
-func homeInterpreter(pythonHome string) (string, error) {
-	// Absolute, because exec resolves a relative path against cmd.Dir.
-	home, err := filepath.Abs(pythonHome)
-	if err != nil {
-		return "", err
-	}
-	// An installation prefix may have only python3; a virtualenv has both.
-	for _, name := range []string{"python", "python3"} {
-		path := filepath.Join(home, "bin", name)
-		if info, err := os.Stat(path); err == nil && !info.IsDir() {
-			return path, nil
-		}
-	}
-	return "", fmt.Errorf("python home %s has no bin/python or bin/python3", home)
-}
-
 // workerOptions are the worker's arguments for the process environment
 // settings that Python itself must apply.
 func workerOptions(cfg Config) []string {

@@ -1,6 +1,5 @@
 // Command caddy is Caddy with its standard modules and caddy-wsgi: the same
-// program `xcaddy build --with github.com/caddy-wsgi/caddy-wsgi/caddywsgi`
-// produces.
+// program `xcaddy build --with github.com/caddy-wsgi/caddy-wsgi` produces.
 package main
 
 import (
@@ -8,7 +7,7 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	_ "github.com/caddy-wsgi/caddy-wsgi/caddywsgi"
+	_ "github.com/caddy-wsgi/caddy-wsgi"
 )
 
 func main() {
