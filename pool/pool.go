@@ -191,7 +191,9 @@ type Pool struct {
 }
 
 // New starts a pool and returns once every process has loaded the
-// application, or with the first process's error if one could not.
+// application, or with the first process's error if one could not. It
+// starts none if the workers' user could not run the interpreter, enter Dir
+// or read the application's files (see checkAccess).
 func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 	id, err := lookupIdentity(cfg)
 	if err != nil {
@@ -239,6 +241,9 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 5 * time.Second
+	}
+	if err := checkAccess(cfg, id); err != nil {
+		return nil, err
 	}
 	removeStaleRuntimeDirs(os.TempDir(), logger)
 	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", runtimePrefix, os.Getpid()))
