@@ -541,8 +541,8 @@ func (w *waiter) deliver(c *Conn) {
 	}
 }
 
-// Stop is the part of Close that does not wait, for a caller that cannot
-// wait for Close (Caddy exits without waiting for its background clean-up):
+// Stop is the part of Close that does not wait, for a caller that closes
+// in the background but may exit before that ends (as Caddy does):
 // waiting requests fail, the pool takes no new request and starts no more
 // processes, and its runtime files, which a worker needs only to start, are
 // removed. Requests in flight go on until Close.
