@@ -154,12 +154,15 @@ var pools = caddy.NewUsagePool()
 
 type poolDestructor struct{ *pool.Pool }
 
-// Destruct stops the pool in the background: Caddy does not hold up a config
-// reload for requests still in flight on the old config, and neither does
-// the pool, which lets them finish within graceful_timeout.
+// Destruct stops the pool and removes its runtime files before it returns,
+// since Caddy exits as soon as its apps are stopped, and lets requests in
+// flight finish (within graceful_timeout) in the background: Caddy does not
+// hold up a config reload for requests still in flight on the old config,
+// and neither does the pool.
 func (d poolDestructor) Destruct() error {
+	err := d.Stop()
 	go d.Close()
-	return nil
+	return err
 }
 
 // Interface guards

@@ -37,7 +37,7 @@ func TestWorkerKilledMidRequest(t *testing.T) {
 		t.Errorf("request on the other worker: %+v", o)
 	}
 	c.waitLog("worker failed while handling the request", `"uri":"/block"`, fmt.Sprintf(`"pid":%d`, pid))
-	c.waitLog("worker process exited", fmt.Sprintf(`"pid":%d`, pid), "killed by signal killed")
+	c.waitLog("worker process exited", fmt.Sprintf(`"pid":%d`, pid), "killed by SIGKILL")
 	c.waitLog("worker process restarted", fmt.Sprintf(`"replaces":%d`, pid))
 	for i := 0; i < 6; i++ {
 		res, body := get(t, plainClient, "GET", c.URL("/pid"), nil)

@@ -131,6 +131,11 @@ func launchRootCaddy(t testing.TB, globals, site string) (*caddy, error) {
 }
 
 func launch(t testing.TB, globals, site string, root bool) (*caddy, error) {
+	return launchEnv(t, globals, site, nil, root)
+}
+
+// launchEnv is launch with env added to Caddy's environment.
+func launchEnv(t testing.TB, globals, site string, env []string, root bool) (*caddy, error) {
 	dir := caddyDir(t)
 	httpPort, httpsPort := freePort(t), freePort(t)
 	placeholders := strings.NewReplacer("{apps}", appsDir(t), "{python}", python(), "{tmp}", dir,
@@ -152,7 +157,7 @@ func launch(t testing.TB, globals, site string, root bool) (*caddy, error) {
 	if err := os.WriteFile(file, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := runCaddyfile(t, file, "", nil, root)
+	c, err := runCaddyfile(t, file, "", env, root)
 	c.HTTPPort, c.HTTPSPort = httpPort, httpsPort
 	return c, err
 }

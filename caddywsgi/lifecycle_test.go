@@ -593,7 +593,7 @@ func TestCrashMidRequestLoggedAsCrash(t *testing.T) {
 	// Either way the exit is logged, before or after the restart.
 	line := c.waitLog("worker process exited", pidField(pid))
 	if !strings.Contains(line, `"level":"error"`) || !strings.Contains(line, "worker process exited; starting a new one") ||
-		!strings.Contains(line, "killed by signal killed") {
+		!strings.Contains(line, "killed by SIGKILL") {
 		t.Errorf("the crash is logged as:\n%s", line)
 	}
 	for _, l := range strings.Split(c.Log.String(), "\n") {

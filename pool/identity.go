@@ -11,6 +11,7 @@ import (
 
 // identity is who the workers run as when it is not Caddy's own user.
 type identity struct {
+	name string // the user's, for error messages
 	cred *syscall.Credential
 	env  []string // HOME, USER and LOGNAME of that user
 }
@@ -62,6 +63,7 @@ func lookupIdentity(cfg Config) (*identity, error) {
 		groups = append(groups, uint32(id))
 	}
 	return &identity{
+		name: u.Username,
 		cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups},
 		env:  []string{"HOME=" + u.HomeDir, "USER=" + u.Username, "LOGNAME=" + u.Username},
 	}, nil

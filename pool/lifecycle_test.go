@@ -301,7 +301,7 @@ func TestGracefulTimeout(t *testing.T) {
 		t.Error("the request outliving graceful_timeout completed")
 	}
 	p.Release(c, false)
-	if e := logs.waitFor(t, "recycled worker process exited", old); e.ContextMap()["status"] != "killed by signal killed" {
+	if e := logs.waitFor(t, "recycled worker process exited", old); e.ContextMap()["status"] != "killed by SIGKILL" {
 		t.Errorf("exit status %v", e.ContextMap()["status"])
 	}
 	if pid := mustGet(t, p, "/"); pid == old {

@@ -191,7 +191,9 @@ type Pool struct {
 }
 
 // New starts a pool and returns once every process has loaded the
-// application, or with the first process's error if one could not.
+// application, or with the first process's error if one could not. It
+// starts none if the workers' user could not run the interpreter, enter Dir
+// or read the application's files (see checkAccess).
 func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 	id, err := lookupIdentity(cfg)
 	if err != nil {
@@ -234,7 +236,11 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 5 * time.Second
 	}
-	dir, err := os.MkdirTemp("", "caddy-wsgi-")
+	if err := checkAccess(cfg, id); err != nil {
+		return nil, err
+	}
+	removeStaleRuntimeDirs(os.TempDir(), logger)
+	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", runtimePrefix, os.Getpid()))
 	if err != nil {
 		return nil, err
 	}
@@ -529,12 +535,12 @@ func (w *waiter) deliver(c *Conn) {
 	}
 }
 
-// Close stops the pool: waiting requests fail, requests in flight finish
-// within GracefulTimeout, then every connection is closed (a worker exits
-// when its connections close), processes still running after
-// ShutdownTimeout are killed, and Close returns once every process and
-// goroutine of the pool has ended.
-func (p *Pool) Close() error {
+// Stop is the part of Close that does not wait, for a caller that closes
+// in the background but may exit before that ends (as Caddy does):
+// waiting requests fail, the pool takes no new request and starts no more
+// processes, and its runtime files, which a worker needs only to start, are
+// removed. Requests in flight go on until Close.
+func (p *Pool) Stop() error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -547,13 +553,25 @@ func (p *Pool) Close() error {
 		e.Value = nil
 	}
 	p.waiters.Init()
-	// Recycled and starting processes too.
-	procs := slices.Collect(maps.Keys(p.all))
-	for _, proc := range procs {
+	for proc := range p.all {
 		if !proc.recycled {
 			p.outOfServiceLocked(proc)
 		}
 	}
+	p.mu.Unlock()
+	return os.RemoveAll(p.runtimeDir)
+}
+
+// Close stops the pool (see Stop), then lets requests in flight finish
+// within GracefulTimeout, then closes every connection (a worker exits when
+// its connections close), kills processes still running after
+// ShutdownTimeout, and returns once every process and goroutine of the pool
+// has ended.
+func (p *Pool) Close() error {
+	err := p.Stop()
+	p.mu.Lock()
+	// Recycled and starting processes too.
+	procs := slices.Collect(maps.Keys(p.all))
 	p.mu.Unlock()
 
 	graceful := time.Now().Add(p.cfg.GracefulTimeout)
@@ -578,5 +596,5 @@ func (p *Pool) Close() error {
 		}
 	}
 	p.wg.Wait()
-	return os.RemoveAll(p.runtimeDir)
+	return err
 }

@@ -167,7 +167,7 @@ func TestStartupErrors(t *testing.T) {
 	}{
 		"exception":   {Config{Apps: []App{{Target: broken}}}, "RuntimeError: cannot start"},
 		"no module":   {Config{Apps: []App{{Target: "no_such_module_xyz:app"}}}, "No module named 'no_such_module_xyz'"},
-		"exit":        {Config{Apps: []App{{Target: exits}}}, "the worker exited during startup (exit status 3)"},
+		"exit":        {Config{Apps: []App{{Target: exits}}}, "the worker process ended during startup: exited with status 3"},
 		"interpreter": {Config{Apps: []App{{Target: broken}}, Python: filepath.Join(dir, "python-missing")}, "starting Python interpreter"},
 		"startup timeout": {Config{Apps: []App{{Target: slow}}, StartupTimeout: 100 * time.Millisecond},
 			"did not load the application within the startup timeout of 100ms"},

@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/sys/unix"
 
 	"github.com/caddy-wsgi/caddy-wsgi/protocol"
 	"github.com/caddy-wsgi/caddy-wsgi/python"
@@ -302,7 +303,7 @@ func (proc *process) handshake(timeout time.Duration) error {
 			}
 			proc.kill()
 			<-proc.exited
-			return fmt.Errorf("the worker exited during startup (%s)", exitStatus(proc.cmd.ProcessState))
+			return fmt.Errorf("the worker process ended during startup: %s", exitStatus(proc.cmd.ProcessState))
 		}
 		switch f.Type {
 		case protocol.StartupError:
@@ -362,14 +363,24 @@ func (proc *process) closeConns() {
 	}
 }
 
+// exitStatus says how a process ended, as a shell would: "exited with status
+// 1", "killed by SIGKILL", "killed by SIGSEGV (core dumped)".
 func exitStatus(ps *os.ProcessState) string {
 	if ps == nil {
 		return "not started"
 	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return "killed by signal " + ws.Signal().String()
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() {
+		return fmt.Sprintf("exited with status %d", ps.ExitCode())
 	}
-	return fmt.Sprintf("exit status %d", ps.ExitCode())
+	name := unix.SignalName(ws.Signal())
+	if name == "" {
+		name = fmt.Sprintf("signal %d", int(ws.Signal()))
+	}
+	if ws.CoreDump() {
+		return "killed by " + name + " (core dumped)"
+	}
+	return "killed by " + name
 }
 
 // tailBuffer keeps the last lines of a process's output.

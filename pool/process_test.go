@@ -244,3 +244,26 @@ func TestDeadlockTimeout(t *testing.T) {
 		t.Errorf("still served by process %d", pid)
 	}
 }
+
+// TestExitStatus: how a worker ended reads as a shell would say it.
+func TestExitStatus(t *testing.T) {
+	for _, tc := range []struct{ script, want string }{
+		{"exit 1", "exited with status 1"},
+		{"exit 0", "exited with status 0"},
+		{"kill -KILL $$", "killed by SIGKILL"},
+		{"kill -TERM $$", "killed by SIGTERM"},
+		// A core is written to the working directory (core_pattern "core")
+		// or handed to the system's collector: either way it is dumped.
+		{"ulimit -c unlimited; kill -SEGV $$", "killed by SIGSEGV (core dumped)"},
+	} {
+		cmd := exec.Command("/bin/sh", "-c", tc.script)
+		cmd.Dir = t.TempDir()
+		cmd.Run()
+		if got := exitStatus(cmd.ProcessState); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.script, got, tc.want)
+		}
+	}
+	if got := exitStatus(nil); got != "not started" {
+		t.Errorf("no process: %q", got)
+	}
+}
