@@ -95,7 +95,8 @@ var daemonSettings = []daemonSetting{{
 }, {
 	name: "user", def: "Caddy's user, unless that is root",
 	meaning: "the user the workers run as (name or number), with its HOME, USER and LOGNAME; Caddy must run as root to use another user. " +
-		"A root Caddy refuses to start a group without `user`: workers run as root only with `user root`",
+		"A root Caddy refuses to start a group without `user`: workers run as root only with `user root`. " +
+		"Caddy checks at start that the user can run the interpreter and read the application (see [Errors](#errors))",
 	parse:  oneString(func(g *DaemonGroup) *string { return &g.User }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.User = g.User },
 }, {
