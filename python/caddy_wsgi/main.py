@@ -248,9 +248,11 @@ class SourceWatcher:
         self.mtimes = {}
 
     def scan(self):
-        """The first file whose modification time changed since it was
-        first seen, or None. The files of modules imported since the last
-        scan are recorded: an import is not a change."""
+        """The files whose modification time changed since the last scan,
+        as (path, new modification time in nanoseconds): each change once.
+        The files of modules imported since the last scan are recorded: an
+        import is not a change."""
+        changed = []
         files = [getattr(module, '__file__', None) for module in list(sys.modules.values())]
         for path in self.files + files:
             if not isinstance(path, str):
@@ -262,18 +264,23 @@ class SourceWatcher:
                 # change yet: reloading now could fail.
                 continue
             if self.mtimes.setdefault(path, mtime) != mtime:
-                return path
-        return None
+                self.mtimes[path] = mtime
+                changed.append((path, mtime))
+        return changed
 
 
 def watch_sources(control, watcher, interval):
-    """Scan every interval, and tell Caddy of the first change: Caddy then
-    reloads the application, which replaces this process."""
-    changed = None
-    while changed is None:
+    """Scan every interval, and tell Caddy of every change. Caddy reloads
+    the application, which replaces this process; if the new code does not
+    load, this process keeps serving, and watching: the next change (the
+    fix) reloads again."""
+    while True:
         time.sleep(interval)
         changed = watcher.scan()
-    control.send(wire.change_notice(changed))
+        if changed:
+            # One write: Caddy reads the changes one scan found together,
+            # and reloads once for them.
+            control.send(b''.join(wire.change_notice(path, mtime) for path, mtime in changed))
 
 
 def hello(conn):

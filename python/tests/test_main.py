@@ -523,12 +523,21 @@ def watched_module(tmp_path, monkeypatch, clean_modules):
     return path
 
 
-def test_source_watcher_reports_a_changed_module(watched_module):
+def mtime(path):
+    return path.stat().st_mtime_ns
+
+
+def test_source_watcher_reports_every_change_once(watched_module):
     watcher = main.SourceWatcher([])
-    assert watcher.scan() is None
-    assert watcher.scan() is None
+    assert watcher.scan() == []
+    assert watcher.scan() == []
     touch(watched_module)
-    assert watcher.scan() == str(watched_module)
+    assert watcher.scan() == [(str(watched_module), mtime(watched_module))]
+    assert watcher.scan() == []
+    # A change after one that Caddy could not load (the fix) is reported too.
+    touch(watched_module)
+    assert watcher.scan() == [(str(watched_module), mtime(watched_module))]
+    assert watcher.scan() == []
 
 
 def test_source_watcher_records_new_modules(watched_module, tmp_path):
@@ -537,9 +546,9 @@ def test_source_watcher_records_new_modules(watched_module, tmp_path):
     later = write(tmp_path / 'latermod_under_test.py', 'VALUE = 2\n')
     touch(later)    # changed before the import: what loads is current
     importlib.import_module('latermod_under_test')
-    assert watcher.scan() is None
+    assert watcher.scan() == []
     touch(later)
-    assert watcher.scan() == str(later)
+    assert watcher.scan() == [(str(later), mtime(later))]
 
 
 def test_source_watcher_file_missing_for_a_moment(watched_module):
@@ -547,14 +556,14 @@ def test_source_watcher_file_missing_for_a_moment(watched_module):
     watcher.scan()
     moved = watched_module.with_suffix('.bak')
     watched_module.rename(moved)
-    assert watcher.scan() is None
+    assert watcher.scan() == []
     moved.rename(watched_module)
-    assert watcher.scan() is None
+    assert watcher.scan() == []
     watched_module.unlink()
-    assert watcher.scan() is None
+    assert watcher.scan() == []
     write(watched_module, 'VALUE = 3\n')
     touch(watched_module)
-    assert watcher.scan() == str(watched_module)
+    assert watcher.scan() == [(str(watched_module), mtime(watched_module))]
 
 
 def test_source_watcher_given_files(tmp_path):
@@ -562,29 +571,56 @@ def test_source_watcher_given_files(tmp_path):
     watcher = main.SourceWatcher([str(ini)])
     watcher.scan()
     touch(ini)
-    assert watcher.scan() == str(ini)
+    assert watcher.scan() == [(str(ini), mtime(ini))]
 
 
-def test_watch_sources_sends_one_notice(watched_module):
+def test_watch_sources_keeps_watching(watched_module, tmp_path):
+    """Each change is one notice, and the watcher goes on after one: a
+    reload that fails leaves this process serving, and the fix must reach
+    Caddy too."""
+    other = write(tmp_path / 'othermod_under_test.py', 'VALUE = 2\n')
+    importlib.import_module('othermod_under_test')
     watcher = main.SourceWatcher([])
     watcher.scan()
     server, sock = socket.socketpair()
     with server, sock:
-        touch(watched_module)
-        watching = threading.Thread(target=main.watch_sources, args=(main.Control(sock), watcher, 0), daemon=True)
-        watching.start()
-        watching.join(TIMEOUT)
-        # Done after its notice: Caddy reloads, and replaces this process.
-        assert not watching.is_alive()
-        sock.shutdown(socket.SHUT_WR)
         server.settimeout(TIMEOUT)
-        received = b''
-        while True:
-            data = server.recv(4096)
-            if not data:
-                break
-            received += data
-    assert received == b'C%s\n' % bytes(watched_module)
+
+        def watch():
+            try:
+                main.watch_sources(main.Control(sock), watcher, 0.01)
+            except Stop:
+                pass
+
+        watching = threading.Thread(target=watch, daemon=True)
+        watching.start()
+
+        def notices(count):
+            received = b''
+            while received.count(b'\n') < count:
+                received += server.recv(4096)
+            return received
+
+        touch(watched_module)
+        touch(other)
+        first = notices(2)
+        assert sorted(first.splitlines()) == sorted([
+            b'C%d %s' % (mtime(watched_module), bytes(watched_module)),
+            b'C%d %s' % (mtime(other), bytes(other)),
+        ])
+        touch(watched_module)
+        assert notices(1) == b'C%d %s\n' % (mtime(watched_module), bytes(watched_module))
+        watcher.scan = stop
+        watching.join(TIMEOUT)
+        assert not watching.is_alive()
+
+
+class Stop(Exception):
+    pass
+
+
+def stop():
+    raise Stop
 
 
 # ---------------------------------------------------------------- main() failing to load, in process
@@ -921,7 +957,7 @@ def test_worker_process_paste_app(tmp_path, worker_process):
         received = b''
         while not received.endswith(b'\n'):
             received += server.recv(4096)
-        assert received == b'C%s\n' % bytes(ini)
+        assert received == b'C%d %s\n' % (mtime(ini), bytes(ini))
         status, out, err = wp.finish()
         assert status == 0, err
 
@@ -956,7 +992,7 @@ def test_worker_process_reload_on_changes(python, heartbeat, tmp_path, worker_pr
             notice = notice.lstrip(b'.')
         else:
             assert received == notice, 'heartbeats without --heartbeat'
-        assert notice == b'C%s\n' % bytes(helper)
+        assert notice == b'C%d %s\n' % (mtime(helper), bytes(helper))
         # The process goes on serving the code it has until Caddy replaces it.
         assert client.request().body == b'1'
         status, out, err = wp.finish()
