@@ -247,11 +247,11 @@ func (h *Handler) unmarshalCaddyfile(d *caddyfile.Dispenser, opts *directiveOpti
 	if !strings.HasPrefix(h.MountPoint, "/") {
 		return d.Errf("the mount point %q must start with /", h.MountPoint)
 	}
-	if strings.Count(h.App, "(") > strings.Count(h.App, ")") {
-		return d.Errf("the application %q is cut short at a space: quote an application factory call that has spaces, "+
-			`as in "myapp:create_app('production', debug=False)"`, h.App)
-	}
 	for d.NextArg() {
+		if strings.Contains(h.App, ":") && strings.Count(h.App, "(") > strings.Count(h.App, ")") {
+			return d.Errf("the application %q is cut short at a space: quote an application factory call that has spaces, "+
+				`as in "myapp:create_app('production', debug=False)"`, h.App)
+		}
 		name, value, _ := strings.Cut(d.Val(), "=")
 		if err := h.setScriptOption(name, []string{value}, d.Val(), opts); err != nil {
 			return d.Errf("wsgi_script: %v", err)
