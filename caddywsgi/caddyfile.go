@@ -255,6 +255,10 @@ func (h *Handler) unmarshalCaddyfile(d *caddyfile.Dispenser, opts *directiveOpti
 		return d.Errf("the mount point %q must start with /", h.MountPoint)
 	}
 	for d.NextArg() {
+		if strings.Contains(h.App, ":") && strings.Count(h.App, "(") > strings.Count(h.App, ")") {
+			return d.Errf("the application %q is cut short at a space: quote an application factory call that has spaces, "+
+				`as in "myapp:create_app('production', debug=False)"`, h.App)
+		}
 		name, value, ok := strings.Cut(d.Val(), "=")
 		if !ok {
 			return d.Errf("wsgi_script: %q: want name=value", d.Val())

@@ -75,7 +75,7 @@ func TestBrokenApplicationStopsCaddy(t *testing.T) {
 		{"missing script", apps + "/nonexistent.wsgi", "", []string{"nonexistent.wsgi", "no such file or directory", "module:callable"}},
 		{"syntax error", apps + "/broken_syntax.wsgi", "", []string{"broken_syntax.wsgi", "line 1", "SyntaxError"}},
 		{"import error", apps + "/broken_import.wsgi", "", []string{"broken_import.wsgi", "Traceback", "ModuleNotFoundError: No module named 'no_such_module_anywhere'"}},
-		{"no callable", apps + "/no_callable.wsgi", "", []string{"no_callable.wsgi has no callable named 'application'"}},
+		{"no callable", apps + "/no_callable.wsgi", "", []string{"no_callable.wsgi defines no 'application'; it defines these callables: app. Set callable_object app (WSGICallableObject)"}},
 		{"missing module", "no_such_package.wsgi:application", "", []string{"ModuleNotFoundError: No module named 'no_such_package'"}},
 		{"bad interpreter", apps + "/app.wsgi", "python /nonexistent/python3", []string{`starting Python interpreter \"/nonexistent/python3\"`}},
 	} {

@@ -27,7 +27,9 @@ type Handler struct {
 	MountPoint string `json:"mount_point,omitempty"`
 
 	// The application: the path of a WSGI script file (loaded the way
-	// mod_wsgi loads one), or "package.module:callable".
+	// mod_wsgi loads one), or "package.module:callable", where the callable
+	// may be an application factory's call with literal arguments,
+	// "package.module:create_app('production')", made once per process.
 	App string `json:"app,omitempty"`
 
 	// The name of the WSGI callable in a script file. Default: the group's

@@ -49,7 +49,7 @@ var daemonSettings = []daemonSetting{{
 	parse:  wholeNumber(1, func(g *DaemonGroup) *int { return &g.Threads }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.Threads = g.Threads },
 }, {
-	name: "python", meaning: "the interpreter (any CPython 3.9 or newer)", def: "`python_home`'s `bin/python`, else `python3` from PATH",
+	name: "python", meaning: "the interpreter (any CPython 3.9 or newer; an older one stops at start-up with a message saying so)", def: "`python_home`'s `bin/python`, else `python3` from PATH",
 	parse:  oneString(func(g *DaemonGroup) *string { return &g.Python }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.Python = g.Python },
 }, {
@@ -188,7 +188,8 @@ var daemonSettings = []daemonSetting{{
 	name: "reload_on_changes", def: "off",
 	meaning: "`on` or `off`: a change to the source of any module the application imported restarts the group gracefully " +
 		"(mod_wsgi-express's `--reload-on-changes`; for development). " +
-		"Each worker reports the first change only, so after a reload that fails to load, fix the file and touch the script",
+		"Every change reloads once, however many processes notice it; after a reload that fails to load, the old processes keep serving, " +
+		"and saving the fix reloads again. The workers then also watch the WSGI script, in place of `script_reloading`",
 	parse: func(g *DaemonGroup, name string, args []string) (err error) {
 		g.ReloadOnChanges, err = onOff(name, args)
 		return err

@@ -141,25 +141,40 @@ func (p *Pool) Reload(reason string) {
 	p.reloadLocked(reason)
 }
 
-// sourceChanged reloads the application for a change notice from proc
-// (ReloadOnChanges). Every process notices a change, and the first notice
-// starts the reload: a notice from a process that the latest reload
-// replaces, or that is out of service already, is not news.
-func (p *Pool) sourceChanged(proc *process, file string) {
+// sourceChanged reloads the application for the change notices that proc
+// sent (ReloadOnChanges). Every process notices every change and reports
+// it once, so the pool reloads once per change it has not had reported:
+// a file with a modification time that is not the latest the pool knows for
+// it. Another process's report of the same change is not news, nor is a
+// report from a process out of service, whose replacement watches from
+// where it started. A change after a reload that failed is news: the old
+// processes serve on, watching, and the fix reloads again.
+func (p *Pool) sourceChanged(proc *process, changes []sourceChange) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if proc.recycled || proc.dead || proc.started.Before(p.reloaded) {
-		p.log.Debug("source change already being reloaded", zap.Int("pid", proc.pid), zap.String("file", file))
+	var news []string
+	if !proc.recycled && !proc.dead {
+		if p.modified == nil {
+			p.modified = make(map[string]int64)
+		}
+		for _, c := range changes {
+			if mtime, known := p.modified[c.file]; !known || mtime != c.mtime {
+				p.modified[c.file] = c.mtime
+				news = append(news, c.file)
+			}
+		}
+	}
+	if news == nil {
+		p.log.Debug("source change already being reloaded", zap.Int("pid", proc.pid), zap.Any("changes", changes))
 		return
 	}
-	p.reloadLocked("source changed: " + file)
+	p.reloadLocked("source changed: " + strings.Join(news, ", "))
 }
 
 func (p *Pool) reloadLocked(reason string) {
 	if p.closed {
 		return
 	}
-	p.reloaded = time.Now()
 	p.log.Info("reloading the application", zap.String("reason", reason))
 	for slot := range p.procs {
 		p.wg.Add(1)
@@ -322,9 +337,11 @@ func residentMemory(pid int) (int64, error) {
 	return 0, errors.New("no VmRSS in /proc/PID/status")
 }
 
-// reloadableScripts are the script files ScriptReloading watches.
+// reloadableScripts are the script files ScriptReloading watches. With
+// ReloadOnChanges the workers watch them, among their other sources: a
+// second watcher would reload twice for one change.
 func reloadableScripts(cfg Config) []string {
-	if !cfg.ScriptReloading {
+	if !cfg.ScriptReloading || cfg.ReloadOnChanges {
 		return nil
 	}
 	var scripts []string

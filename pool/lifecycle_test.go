@@ -360,7 +360,13 @@ func TestReloadableScripts(t *testing.T) {
 	if got, want := reloadableScripts(cfg), []string{"/srv/a.wsgi", "/srv/site/b.wsgi", "/srv/site.ini"}; !slices.Equal(got, want) {
 		t.Errorf("watched %q, want %q", got, want)
 	}
-	cfg.ScriptReloading = false
+	// The workers watch the scripts with their other sources: two watchers
+	// would reload twice for one change.
+	cfg.ReloadOnChanges = true
+	if got := reloadableScripts(cfg); got != nil {
+		t.Errorf("watched %q with ReloadOnChanges on", got)
+	}
+	cfg.ScriptReloading, cfg.ReloadOnChanges = false, false
 	if got := reloadableScripts(cfg); got != nil {
 		t.Errorf("watched %q with ScriptReloading off", got)
 	}
@@ -521,16 +527,17 @@ func fetch(t *testing.T, p *Pool) (string, int) {
 // TestControlParser: notices and heartbeats, however the reads split them.
 func TestControlParser(t *testing.T) {
 	long := strings.Repeat("x", maxNotice+10)
-	stream := "..C/srv/a.py\n..C/srv/b.py\n.C" + long + "\n." + "C/srv/c.py\nC"
-	want := []string{"/srv/a.py", "/srv/b.py", long[:maxNotice], "/srv/c.py"}
+	stream := "..C17 /srv/a.py\n..C1764000000123456789 /srv/b c.py\n.C5 " + long + "\n." + "C-3 /srv/c.py\nC/srv/d.py\nC"
+	want := []sourceChange{{"/srv/a.py", 17}, {"/srv/b c.py", 1764000000123456789}, {long[:maxNotice-2], 5},
+		{"/srv/c.py", -3}, {"/srv/d.py", 0}}
 	for _, size := range []int{1, 2, 3, 7, len(stream)} {
 		var c controlParser
-		var got []string
+		var got []sourceChange
 		for chunk := range slices.Chunk([]byte(stream), size) {
 			got = append(got, c.parse(chunk)...)
 		}
 		if !slices.Equal(got, want) {
-			t.Errorf("reads of %d bytes: %.60q", size, got)
+			t.Errorf("reads of %d bytes: %.60v", size, got)
 		}
 	}
 }

@@ -126,9 +126,9 @@ type Config struct {
 	// ReloadOnChanges reloads the application (see Pool.Reload) when the
 	// source file of any module a worker has imported changes, as
 	// mod_wsgi-express's --reload-on-changes; each worker checks once a
-	// second. A worker reports the first change only, for its replacement
-	// to watch from there: if the reload fails, the old processes keep
-	// serving, and further changes go unnoticed until they are replaced.
+	// second. One change is one reload, however many processes notice it;
+	// if the new code does not load, the old processes keep serving and
+	// watching, and the next change (the fix) reloads again.
 	ReloadOnChanges bool
 }
 
@@ -183,7 +183,7 @@ type Pool struct {
 	all      map[*process]struct{} // every started process not yet reaped, for Close
 	waiters  list.List             // of *waiter, oldest first
 	closed   bool
-	reloaded time.Time // when the latest reload began: the processes started before are being replaced
+	modified map[string]int64 // the latest modification time reported for each changed source file (ReloadOnChanges)
 	stopped  chan struct{}
 	wg       sync.WaitGroup // the pool's goroutines, for Close to wait for
 

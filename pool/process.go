@@ -238,8 +238,10 @@ func (proc *process) watchControl(control *net.UnixConn, timeout time.Duration, 
 			control.SetReadDeadline(time.Now().Add(timeout))
 		}
 		n, err := control.Read(buf)
-		for _, file := range notices.parse(buf[:n]) {
-			proc.pool.sourceChanged(proc, file)
+		// The changes one scan of the worker found come in one write: one
+		// reload for all of them.
+		if changes := notices.parse(buf[:n]); changes != nil {
+			proc.pool.sourceChanged(proc, changes)
 		}
 		if err == nil {
 			continue
@@ -258,33 +260,51 @@ func (proc *process) watchControl(control *net.UnixConn, timeout time.Duration, 
 	}
 }
 
-// maxNotice bounds the path of a change notice that Caddy keeps: a longer
-// one is cut, so that a worker cannot make Caddy buffer without bound.
+// maxNotice bounds the notice that Caddy keeps: a longer one is cut, so
+// that a worker cannot make Caddy buffer without bound.
 const maxNotice = 4096
 
-// controlParser splits what a worker sends on its control connection into
-// change notices, 'C', a path and a newline; any other byte is a
-// heartbeat. A notice may be split across reads.
-type controlParser struct {
-	inNotice bool
-	path     []byte
+// sourceChange is a change notice: the file that changed, and its new
+// modification time in nanoseconds since the epoch.
+type sourceChange struct {
+	file  string
+	mtime int64
 }
 
-// parse returns the paths of the notices that data completes.
-func (c *controlParser) parse(data []byte) []string {
-	var done []string
+// controlParser splits what a worker sends on its control connection into
+// change notices, 'C', a modification time, a space, a path and a newline;
+// any other byte is a heartbeat. A notice may be split across reads.
+type controlParser struct {
+	inNotice bool
+	notice   []byte
+}
+
+// parse returns the notices that data completes.
+func (c *controlParser) parse(data []byte) []sourceChange {
+	var done []sourceChange
 	for _, b := range data {
 		switch {
 		case !c.inNotice:
 			c.inNotice = b == 'C'
 		case b == '\n':
-			done = append(done, string(c.path))
-			c.inNotice, c.path = false, c.path[:0]
-		case len(c.path) < maxNotice:
-			c.path = append(c.path, b)
+			done = append(done, parseNotice(string(c.notice)))
+			c.inNotice, c.notice = false, c.notice[:0]
+		case len(c.notice) < maxNotice:
+			c.notice = append(c.notice, b)
 		}
 	}
 	return done
+}
+
+// parseNotice reads a notice without its 'C' and newline. The worker is
+// ours, but a notice it could not have sent still means a change: it is
+// all path, at modification time 0.
+func parseNotice(notice string) sourceChange {
+	mtime, file, ok := strings.Cut(notice, " ")
+	if n, err := strconv.ParseInt(mtime, 10, 64); ok && err == nil {
+		return sourceChange{file, n}
+	}
+	return sourceChange{notice, 0}
 }
 
 var errStartup = errors.New("the WSGI application failed to load")

@@ -2,8 +2,10 @@
 inherited connection on its own thread."""
 
 import argparse
+import ast
 import hashlib
 import importlib
+import inspect
 import os
 import platform
 import site
@@ -26,6 +28,11 @@ def load_script(path, callable_name):
     """Load a WSGI script file (see exec_script) and return its callable."""
     if not os.path.isfile(path):
         raise LoadError('WSGI script %s does not exist (to load a module instead, write module:callable)' % path)
+    if '(' in callable_name:
+        # The script is Python: it can call its factory itself.
+        raise LoadError('callable_object %s for WSGI script %s: an application factory call is for module '
+                        'targets (module:%s); in a script, call the factory and name the result: '
+                        'application = %s' % (callable_name, path, callable_name, callable_name))
     return find_callable(exec_script(path), callable_name, 'WSGI script %s' % path)
 
 
@@ -61,10 +68,64 @@ def exec_script(path):
 
 def load_module(target, callable_name):
     """Load 'package.module:callable', or 'package.module' and its callable
-    callable_name."""
+    callable_name. The callable may be an application factory's call, as
+    gunicorn allows: 'package.module:create_app()', with literal arguments;
+    the factory is called here, once per process, and returns the
+    application."""
     module_name, _, name = target.partition(':')
+    name = name or callable_name
+    # Before the import: a malformed call is the configuration's mistake.
+    call = parse_factory_call(name, target)
     module = importlib.import_module(module_name)
-    return find_callable(module, name or callable_name, 'module %s' % module_name)
+    where = 'module %s' % module_name
+    if call is None:
+        return find_callable(module, name, where, module_name)
+    factory, args, kwargs = call
+    app = find_callable(module, factory, where, module_name)(*args, **kwargs)
+    if not callable(app):
+        raise LoadError('application factory %s returned a %s, not a WSGI callable' % (target, type(app).__name__))
+    return app
+
+
+FACTORY_FORM = "a call of a function by its name with literal arguments, as in create_app('production', debug=False)"
+
+
+def parse_factory_call(text, target):
+    """The application factory call that text (the callable of the module
+    target) is, as (name, args, kwargs), or None if text is a plain name.
+    The arguments must be literals: they are read with ast.literal_eval,
+    never evaluated."""
+    if '(' not in text:
+        return None
+    text = text.strip()
+    try:
+        call = ast.parse(text, mode='eval').body
+    except SyntaxError as exc:
+        raise LoadError('application factory %s: %s is not valid Python (%s); want %s'
+                        % (target, text, exc.msg, FACTORY_FORM)) from None
+    if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
+        raise LoadError('application factory %s: want %s' % (target, FACTORY_FORM))
+
+    def literal(node):
+        if isinstance(node, (ast.Starred, ast.keyword)):
+            raise LoadError('application factory %s: unpacking (%s) is not supported; want %s'
+                            % (target, ast.get_source_segment(text, node), FACTORY_FORM))
+        try:
+            return ast.literal_eval(node)
+        except (ValueError, TypeError, SyntaxError):
+            raise LoadError('application factory %s: the argument %s is not a literal. Arguments are read, never '
+                            'evaluated: strings, numbers, bytes, True, False, None and tuples, lists, dicts and sets '
+                            'of them; let the factory read anything else (os.environ, a settings file) itself'
+                            % (target, ast.get_source_segment(text, node))) from None
+
+    args = [literal(node) for node in call.args]
+    kwargs = {}
+    for kw in call.keywords:
+        if kw.arg in kwargs:
+            raise LoadError('application factory %s: the argument %s is given twice' % (target, kw.arg))
+        # A keyword without a name is **mapping, refused as is *sequence.
+        kwargs[kw.arg] = literal(kw.value if kw.arg else kw)
+    return call.func.id, args, kwargs
 
 
 def load_paste(path):
@@ -93,13 +154,56 @@ def load_app(target, app_type, callable_name, filename):
     return load_paste(filename)
 
 
-def find_callable(module, name, where):
+def find_callable(module, name, where, module_name=None):
+    """The callable name in module; module_name is the module target's, None
+    for a script."""
     app = getattr(module, name, None)
     if app is None:
-        raise LoadError('%s has no callable named %r' % (where, name))
+        raise LoadError(missing_callable(module, name, where, module_name))
     if not callable(app):
         raise LoadError('%s: %r is a %s, not a callable' % (where, name, type(app).__name__))
     return app
+
+
+def missing_callable(module, name, where, module_name):
+    """Why name is not in module, with the callables the module does define
+    and how to name one: the user has most likely called the application
+    otherwise (Flask's app), or written a factory."""
+    defined = []
+    for attr, value in list(vars(module).items()):
+        if attr.startswith('_') or not callable(value):
+            continue
+        # Functions and classes imported from elsewhere (Flask itself) are
+        # not the application; objects made here (Flask(__name__)) may be.
+        if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)) \
+                and getattr(value, '__module__', None) != module.__name__:
+            continue
+        defined.append((attr, value))
+    if not defined:
+        return '%s defines no %r, nor any other callable' % (where, name)
+    message = '%s defines no %r; it defines these callables: %s.' % (where, name, ', '.join(attr for attr, _ in defined))
+    for attr, value in defined:
+        # Exactly environ and start_response: a callable that takes one
+        # argument too is more likely a factory.
+        if takes_arguments(value, 2) and not takes_arguments(value, 1):
+            if module_name is None:
+                return '%s Set callable_object %s (WSGICallableObject)' % (message, attr)
+            return '%s Write %s:%s' % (message, module_name, attr)
+    for attr, value in defined:
+        if isinstance(value, types.FunctionType):
+            if module_name is None:
+                return '%s If %s is an application factory, call it in the script: application = %s()' % (message, attr, attr)
+            return '%s If %s is an application factory, write %s:%s()' % (message, attr, module_name, attr)
+    return message
+
+
+def takes_arguments(function, count):
+    """Whether function can be called with count positional arguments."""
+    try:
+        inspect.signature(function).bind(*[None] * count)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -248,9 +352,11 @@ class SourceWatcher:
         self.mtimes = {}
 
     def scan(self):
-        """The first file whose modification time changed since it was
-        first seen, or None. The files of modules imported since the last
-        scan are recorded: an import is not a change."""
+        """The files whose modification time changed since the last scan,
+        as (path, new modification time in nanoseconds): each change once.
+        The files of modules imported since the last scan are recorded: an
+        import is not a change."""
+        changed = []
         files = [getattr(module, '__file__', None) for module in list(sys.modules.values())]
         for path in self.files + files:
             if not isinstance(path, str):
@@ -262,18 +368,23 @@ class SourceWatcher:
                 # change yet: reloading now could fail.
                 continue
             if self.mtimes.setdefault(path, mtime) != mtime:
-                return path
-        return None
+                self.mtimes[path] = mtime
+                changed.append((path, mtime))
+        return changed
 
 
 def watch_sources(control, watcher, interval):
-    """Scan every interval, and tell Caddy of the first change: Caddy then
-    reloads the application, which replaces this process."""
-    changed = None
-    while changed is None:
+    """Scan every interval, and tell Caddy of every change. Caddy reloads
+    the application, which replaces this process; if the new code does not
+    load, this process keeps serving, and watching: the next change (the
+    fix) reloads again."""
+    while True:
         time.sleep(interval)
         changed = watcher.scan()
-    control.send(wire.change_notice(changed))
+        if changed:
+            # One write: Caddy reads the changes one scan found together,
+            # and reloads once for them.
+            control.send(b''.join(wire.change_notice(path, mtime) for path, mtime in changed))
 
 
 def hello(conn):

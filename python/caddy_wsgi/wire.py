@@ -48,15 +48,16 @@ END_ABORTED = HEADER.pack(RESPONSE_END, FLAG_ABORTED, 0, 0)
 
 
 # The control connection carries bytes, not frames: a heartbeat is '.', a
-# change notice 'C', a path and a newline.
+# change notice 'C', a modification time, a space, a path and a newline.
 HEARTBEAT = b'.'
 CHANGE_NOTICE = b'C'
 
 
-def change_notice(path):
-    """The notice that the file at path changed. The path is for Caddy's
-    log, so a newline in it, which would end the notice, is escaped."""
-    return CHANGE_NOTICE + path.replace('\n', '\\n').encode('utf-8', 'surrogateescape') + b'\n'
+def change_notice(path, mtime_ns):
+    """The notice that the file at path changed, and its modification time
+    is now mtime_ns: the two tell one change from another. A newline in the
+    path, which would end the notice, is escaped."""
+    return CHANGE_NOTICE + b'%d ' % mtime_ns + path.replace('\n', '\\n').encode('utf-8', 'surrogateescape') + b'\n'
 
 
 class ProtocolError(Exception):

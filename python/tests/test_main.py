@@ -218,6 +218,59 @@ def test_load_script_not_callable(tmp_path, clean_modules):
     assert str(script) in message and 'dict' in message and 'callable' in message
 
 
+def test_load_script_missing_callable_lists_the_others(tmp_path, clean_modules):
+    script = write(tmp_path / 'app.wsgi', '''
+        from os.path import join            # imported: not the application
+        from collections import OrderedDict
+
+        class Factory:
+            def __call__(self, environ, start_response):
+                return []
+
+        def create_app():
+            return Factory()
+
+        app = create_app()
+        _private = create_app
+        CONFIG = {'debug': False}
+    ''')
+    with pytest.raises(main.LoadError) as info:
+        main.load_script(str(script), 'application')
+    assert str(info.value) == ("WSGI script %s defines no 'application'; it defines these callables: "
+                               "Factory, create_app, app. Set callable_object app (WSGICallableObject)" % script)
+
+
+def test_load_script_missing_callable_suggests_calling_the_factory(tmp_path, clean_modules):
+    script = write(tmp_path / 'factory.wsgi', '''
+        def create_app(config=None):
+            return None
+    ''')
+    with pytest.raises(main.LoadError) as info:
+        main.load_script(str(script), 'application')
+    assert str(info.value) == ("WSGI script %s defines no 'application'; it defines these callables: create_app. "
+                               "If create_app is an application factory, call it in the script: "
+                               "application = create_app()" % script)
+
+
+def test_load_script_without_any_callable(tmp_path, clean_modules):
+    script = write(tmp_path / 'empty.wsgi', '''
+        import os
+        VALUE = 1
+    ''')
+    with pytest.raises(main.LoadError) as info:
+        main.load_script(str(script), 'application')
+    assert str(info.value) == "WSGI script %s defines no 'application', nor any other callable" % script
+
+
+def test_load_script_factory_call_is_for_modules(tmp_path, clean_modules):
+    script = write(tmp_path / 'site.wsgi', HELLO_APP)
+    with pytest.raises(main.LoadError) as info:
+        main.load_script(str(script), 'create_app()')
+    assert str(info.value) == ('callable_object create_app() for WSGI script %s: an application factory call is '
+                               'for module targets (module:create_app()); in a script, call the factory and name '
+                               'the result: application = create_app()' % script)
+
+
 # ---------------------------------------------------------------- import script
 
 def test_import_script_then_same_wsgi_script_runs_once(tmp_path, clean_modules):
@@ -300,6 +353,91 @@ def test_load_module_not_callable(package):
     with pytest.raises(main.LoadError) as info:
         main.load_module(package + ':setting', 'application')
     assert package in str(info.value) and 'int' in str(info.value)
+
+
+def test_load_module_missing_callable_lists_the_others(package):
+    with pytest.raises(main.LoadError) as info:
+        main.load_module(package + ':nope', 'application')
+    assert str(info.value) == ("module %s defines no 'nope'; it defines these callables: application, app. "
+                               "Write %s:application" % (package, package))
+
+
+# ---------------------------------------------------------------- application factories
+
+@pytest.fixture
+def factory_module(tmp_path, monkeypatch, clean_modules):
+    write(tmp_path / 'factorymod_under_test.py', '''
+        CALLS = []
+
+        def create_app(*args, **kwargs):
+            CALLS.append((args, kwargs))
+
+            def application(environ, start_response):
+                return [repr((args, kwargs)).encode()]
+            return application
+
+        def make_settings():
+            return {'not': 'an application'}
+    ''')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return 'factorymod_under_test'
+
+
+@pytest.mark.parametrize('call, args, kwargs', [
+    ('create_app()', (), {}),
+    (' create_app( ) ', (), {}),
+    ("create_app('production', debug=False)", ('production',), {'debug': False}),
+    ('create_app("a:b", 3, -1.5, None, b"x", n=(1, [2]), opts={"k": {1, 2}})',
+     ('a:b', 3, -1.5, None, b'x'), {'n': (1, [2]), 'opts': {'k': {1, 2}}}),
+])
+def test_load_module_factory(factory_module, call, args, kwargs):
+    app = main.load_module(factory_module + ':' + call, 'application')
+    assert app(None, None) == [repr((args, kwargs)).encode()]
+    assert sys.modules[factory_module].CALLS == [(args, kwargs)]
+
+
+def test_load_module_factory_from_callable_object(factory_module):
+    # mod_wsgi-express's module type with --callable-object.
+    app = main.load_module(factory_module, "create_app('x')")
+    assert app(None, None) == [repr((('x',), {})).encode()]
+
+
+@pytest.mark.parametrize('call, says', [
+    ('create_app(os.environ)', 'the argument os.environ is not a literal'),
+    ("create_app('a', debug=get_debug())", 'the argument get_debug() is not a literal'),
+    ('create_app(x)', 'the argument x is not a literal'),
+    ('create_app(*ARGS)', 'unpacking (*ARGS) is not supported'),
+    ('create_app(**OPTIONS)', 'unpacking (**OPTIONS) is not supported'),
+    ('create_app(', 'is not valid Python'),
+    ('create_app(a=1, a=2)', 'the argument a is given twice'),
+    ('factories.create_app()', 'want a call of a function by its name'),
+    ('create_app()()', 'want a call of a function by its name'),
+    ("__import__('os').system('false')", 'want a call of a function by its name'),
+])
+def test_load_module_factory_refused(factory_module, call, says):
+    target = factory_module + ':' + call
+    with pytest.raises(main.LoadError) as info:
+        main.load_module(target, 'application')
+    message = str(info.value)
+    assert message.startswith('application factory %s: ' % target)
+    assert says in message
+    # Refused before the module is imported, and never called.
+    assert factory_module not in sys.modules
+
+
+def test_load_module_factory_returning_no_callable(factory_module):
+    with pytest.raises(main.LoadError) as info:
+        main.load_module(factory_module + ':make_settings()', 'application')
+    assert str(info.value) == ('application factory %s:make_settings() returned a dict, not a WSGI callable'
+                               % factory_module)
+
+
+def test_load_module_missing_factory(factory_module):
+    with pytest.raises(main.LoadError) as info:
+        main.load_module(factory_module + ':build_app()', 'application')
+    assert str(info.value) == ("module %s defines no 'build_app'; it defines these callables: create_app, "
+                               "make_settings. If create_app is an application factory, write %s:create_app()"
+                               % (factory_module, factory_module))
 
 
 def test_load_module_missing_module(package):
@@ -523,12 +661,21 @@ def watched_module(tmp_path, monkeypatch, clean_modules):
     return path
 
 
-def test_source_watcher_reports_a_changed_module(watched_module):
+def mtime(path):
+    return path.stat().st_mtime_ns
+
+
+def test_source_watcher_reports_every_change_once(watched_module):
     watcher = main.SourceWatcher([])
-    assert watcher.scan() is None
-    assert watcher.scan() is None
+    assert watcher.scan() == []
+    assert watcher.scan() == []
     touch(watched_module)
-    assert watcher.scan() == str(watched_module)
+    assert watcher.scan() == [(str(watched_module), mtime(watched_module))]
+    assert watcher.scan() == []
+    # A change after one that Caddy could not load (the fix) is reported too.
+    touch(watched_module)
+    assert watcher.scan() == [(str(watched_module), mtime(watched_module))]
+    assert watcher.scan() == []
 
 
 def test_source_watcher_records_new_modules(watched_module, tmp_path):
@@ -537,9 +684,9 @@ def test_source_watcher_records_new_modules(watched_module, tmp_path):
     later = write(tmp_path / 'latermod_under_test.py', 'VALUE = 2\n')
     touch(later)    # changed before the import: what loads is current
     importlib.import_module('latermod_under_test')
-    assert watcher.scan() is None
+    assert watcher.scan() == []
     touch(later)
-    assert watcher.scan() == str(later)
+    assert watcher.scan() == [(str(later), mtime(later))]
 
 
 def test_source_watcher_file_missing_for_a_moment(watched_module):
@@ -547,14 +694,14 @@ def test_source_watcher_file_missing_for_a_moment(watched_module):
     watcher.scan()
     moved = watched_module.with_suffix('.bak')
     watched_module.rename(moved)
-    assert watcher.scan() is None
+    assert watcher.scan() == []
     moved.rename(watched_module)
-    assert watcher.scan() is None
+    assert watcher.scan() == []
     watched_module.unlink()
-    assert watcher.scan() is None
+    assert watcher.scan() == []
     write(watched_module, 'VALUE = 3\n')
     touch(watched_module)
-    assert watcher.scan() == str(watched_module)
+    assert watcher.scan() == [(str(watched_module), mtime(watched_module))]
 
 
 def test_source_watcher_given_files(tmp_path):
@@ -562,29 +709,56 @@ def test_source_watcher_given_files(tmp_path):
     watcher = main.SourceWatcher([str(ini)])
     watcher.scan()
     touch(ini)
-    assert watcher.scan() == str(ini)
+    assert watcher.scan() == [(str(ini), mtime(ini))]
 
 
-def test_watch_sources_sends_one_notice(watched_module):
+def test_watch_sources_keeps_watching(watched_module, tmp_path):
+    """Each change is one notice, and the watcher goes on after one: a
+    reload that fails leaves this process serving, and the fix must reach
+    Caddy too."""
+    other = write(tmp_path / 'othermod_under_test.py', 'VALUE = 2\n')
+    importlib.import_module('othermod_under_test')
     watcher = main.SourceWatcher([])
     watcher.scan()
     server, sock = socket.socketpair()
     with server, sock:
-        touch(watched_module)
-        watching = threading.Thread(target=main.watch_sources, args=(main.Control(sock), watcher, 0), daemon=True)
-        watching.start()
-        watching.join(TIMEOUT)
-        # Done after its notice: Caddy reloads, and replaces this process.
-        assert not watching.is_alive()
-        sock.shutdown(socket.SHUT_WR)
         server.settimeout(TIMEOUT)
-        received = b''
-        while True:
-            data = server.recv(4096)
-            if not data:
-                break
-            received += data
-    assert received == b'C%s\n' % bytes(watched_module)
+
+        def watch():
+            try:
+                main.watch_sources(main.Control(sock), watcher, 0.01)
+            except Stop:
+                pass
+
+        watching = threading.Thread(target=watch, daemon=True)
+        watching.start()
+
+        def notices(count):
+            received = b''
+            while received.count(b'\n') < count:
+                received += server.recv(4096)
+            return received
+
+        touch(watched_module)
+        touch(other)
+        first = notices(2)
+        assert sorted(first.splitlines()) == sorted([
+            b'C%d %s' % (mtime(watched_module), bytes(watched_module)),
+            b'C%d %s' % (mtime(other), bytes(other)),
+        ])
+        touch(watched_module)
+        assert notices(1) == b'C%d %s\n' % (mtime(watched_module), bytes(watched_module))
+        watcher.scan = stop
+        watching.join(TIMEOUT)
+        assert not watching.is_alive()
+
+
+class Stop(Exception):
+    pass
+
+
+def stop():
+    raise Stop
 
 
 # ---------------------------------------------------------------- main() failing to load, in process
@@ -668,7 +842,8 @@ def test_main_startup_error_names_the_second_callable(tmp_path, monkeypatch, cle
     status, f = run_main_expecting_startup_error(str(script), monkeypatch, [
         '--callable', 'application', '--app', str(script), '--callable', 'admin'])
     assert status == 1
-    assert f.payload.decode() == "WSGI script %s has no callable named 'admin'" % script
+    assert f.payload.decode() == ("WSGI script %s defines no 'admin'; it defines these callables: application. "
+                                  "Set callable_object application (WSGICallableObject)" % script)
 
 
 def test_main_startup_error_without_pastedeploy(paste_ini, monkeypatch):
@@ -921,7 +1096,7 @@ def test_worker_process_paste_app(tmp_path, worker_process):
         received = b''
         while not received.endswith(b'\n'):
             received += server.recv(4096)
-        assert received == b'C%s\n' % bytes(ini)
+        assert received == b'C%d %s\n' % (mtime(ini), bytes(ini))
         status, out, err = wp.finish()
         assert status == 0, err
 
@@ -956,7 +1131,7 @@ def test_worker_process_reload_on_changes(python, heartbeat, tmp_path, worker_pr
             notice = notice.lstrip(b'.')
         else:
             assert received == notice, 'heartbeats without --heartbeat'
-        assert notice == b'C%s\n' % bytes(helper)
+        assert notice == b'C%d %s\n' % (mtime(helper), bytes(helper))
         # The process goes on serving the code it has until Caddy replaces it.
         assert client.request().body == b'1'
         status, out, err = wp.finish()

@@ -250,12 +250,12 @@ def test_decode_pairs_cases(case):
 def test_control_connection_bytes():
     # PROTOCOL.md §3, written out here rather than taken from wire.py.
     assert wire.HEARTBEAT == b'.'
-    assert wire.change_notice('/srv/app/models.py') == b'C/srv/app/models.py\n'
-    assert wire.change_notice('/srv/caf\u00e9.py') == b'C/srv/caf\xc3\xa9.py\n'
+    assert wire.change_notice('/srv/app/models.py', 1764000000123456789) == b'C1764000000123456789 /srv/app/models.py\n'
+    assert wire.change_notice('/srv/caf\u00e9.py', 5) == b'C5 /srv/caf\xc3\xa9.py\n'
     # A file name that is not UTF-8 comes back as its bytes.
-    assert wire.change_notice(os.fsdecode(b'/srv/\xff.py')) == b'C/srv/\xff.py\n'
+    assert wire.change_notice(os.fsdecode(b'/srv/\xff.py'), 5) == b'C5 /srv/\xff.py\n'
     # A newline in the name would end the notice early.
-    assert wire.change_notice('/srv/odd\nname.py') == b'C/srv/odd\\nname.py\n'
+    assert wire.change_notice('/srv/odd\nname.py', 5) == b'C5 /srv/odd\\nname.py\n'
 
 
 def test_body_frames_splits_at_64k():
