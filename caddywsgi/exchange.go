@@ -82,11 +82,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	}
 	*fp = frames
 
-	var c *pool.Conn
-	p, err := h.run.waitPool(r.Context())
-	if err == nil {
-		c, err = p.Acquire(r.Context(), frames)
-	}
+	p, c, err := h.acquire(r.Context(), frames)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return caddyhttp.Error(499, err) // the client went away while queued
