@@ -30,8 +30,9 @@ type App struct {
 	// The daemon process groups, by name.
 	Groups map[string]*DaemonGroup `json:"groups,omitempty"`
 
-	runs   map[*DaemonGroup]*groupRun
-	logger *zap.Logger
+	runs     map[*DaemonGroup]*groupRun
+	implicit map[string]int // handlers' own groups, by name: how many want it
+	logger   *zap.Logger
 }
 
 // groupRun is a daemon group's pool in one configuration.
@@ -54,7 +55,22 @@ func (App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.runs = make(map[*DaemonGroup]*groupRun)
+	a.implicit = make(map[string]int)
 	return nil
+}
+
+// implicitName returns the name of a handler's own group: name, numbered
+// from the second handler of the config that wants it on. Caddy provisions
+// the handlers of a server in config order, so a config reload gives an
+// unchanged handler the same name, and with it its running pool. (Those of
+// different servers, sites on different ports, come in no fixed order: two
+// alike there may swap names, and with them pools of the same settings.)
+func (a *App) implicitName(name string) string {
+	a.implicit[name]++
+	if n := a.implicit[name]; n > 1 {
+		return fmt.Sprintf("%s #%d", name, n)
+	}
+	return name
 }
 
 // register adds app to group g (named name), and returns the group's run and
