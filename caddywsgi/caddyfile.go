@@ -46,8 +46,8 @@ func init() {
 //	}
 //
 // The mount point /app serves /app and everything under /app/, but not
-// /application nor /APP, as in Apache. Without process_group, the settings (those of wsgi_daemon)
-// make up the application's own daemon group.
+// /application, nor /APP (as in Apache). Without process_group, the settings
+// (those of wsgi_daemon) make up the application's own daemon group.
 //
 // With document_root, as with mod_wsgi-express's --document-root, a request
 // under the mount point that names a regular file in the directory is served

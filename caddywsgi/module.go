@@ -24,7 +24,9 @@ func init() {
 // of Python processes x threads running the application.
 type Handler struct {
 	// The URL path the application is mounted at. It becomes SCRIPT_NAME, and
-	// the rest of the path becomes PATH_INFO. Default: "/" (SCRIPT_NAME empty).
+	// the rest of the path becomes PATH_INFO. A request not under it
+	// (compared case-sensitively, as Apache's WSGIScriptAlias does) goes on
+	// to the next handler. Default: "/" (SCRIPT_NAME empty).
 	MountPoint string `json:"mount_point,omitempty"`
 
 	// The application: the path of a WSGI script file (loaded the way
