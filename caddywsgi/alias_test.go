@@ -155,7 +155,9 @@ func TestAlias(t *testing.T) {
 	if loc := res.Header.Get("Location"); res.StatusCode != http.StatusPermanentRedirect || loc != "/static/sub/" {
 		t.Errorf("/static/sub: %d Location %q, want file_server's redirect to /static/sub/", res.StatusCode, loc)
 	}
-	for _, path := range []string{"/static", "/staticx/style.css", "/mediax", "/robots.txt.bak"} {
+	// URL paths match case-sensitively, as Apache's Alias does.
+	for _, path := range []string{"/static", "/staticx/style.css", "/mediax", "/robots.txt.bak",
+		"/STATIC/style.css", "/Media/style.css", "/MEDIA", "/ROBOTS.TXT"} {
 		res, body := get(t, direct, "GET", c.URL(path), nil)
 		if !fromApp(res.StatusCode, body) {
 			t.Errorf("%s: %d %q, want the application's answer", path, res.StatusCode, body)
@@ -201,9 +203,7 @@ func TestDocumentRoot(t *testing.T) {
 	for path, want := range map[string]string{
 		"/app/style.css": "h1 { color: olive }\n",
 		// An existing file wins over the application's own path.
-		"/app/env": "a static file called env\n",
-		// Case-insensitively, as wsgi_script's mount point matches.
-		"/APP/style.css":          "h1 { color: olive }\n",
+		"/app/env":                "a static file called env\n",
 		"/app/dir/file.txt":       "in a directory of the document root\n",
 		"/app/./dir/../style.css": "h1 { color: olive }\n",
 	} {
@@ -237,9 +237,12 @@ func TestDocumentRoot(t *testing.T) {
 			t.Errorf("%s: SCRIPT_NAME %v PATH_INFO %v, want /app %q", path, env["SCRIPT_NAME"], env["PATH_INFO"], pathInfo)
 		}
 	}
-	// The document root is mapped at the mount point, not at /.
-	if res, body := get(t, direct, "GET", c.URL("/style.css"), nil); res.StatusCode != 404 || body != "outside the mount point" {
-		t.Errorf("/style.css: %d %q, want the site's 404", res.StatusCode, body)
+	// The document root is mapped at the mount point, not at /, which
+	// matches case-sensitively, as Apache's WSGIScriptAlias does.
+	for _, path := range []string{"/style.css", "/APP/style.css", "/App/env", "/APP"} {
+		if res, body := get(t, direct, "GET", c.URL(path), nil); res.StatusCode != 404 || body != "outside the mount point" {
+			t.Errorf("%s: %d %q, want the site's 404", path, res.StatusCode, body)
+		}
 	}
 	for _, target := range traversals("/app/dir") {
 		if status, body := rawGet(t, c, target); strings.Contains(body, secret) {

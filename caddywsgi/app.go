@@ -3,14 +3,17 @@ package caddywsgi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
 	"github.com/caddy-wsgi/caddy-wsgi/pool"
+	"github.com/caddy-wsgi/caddy-wsgi/protocol"
 )
 
 func init() {
@@ -27,8 +30,9 @@ type App struct {
 	// The daemon process groups, by name.
 	Groups map[string]*DaemonGroup `json:"groups,omitempty"`
 
-	runs   map[*DaemonGroup]*groupRun
-	logger *zap.Logger
+	runs     map[*DaemonGroup]*groupRun
+	implicit map[string]int // handlers' own groups, by name: how many want it
+	logger   *zap.Logger
 }
 
 // groupRun is a daemon group's pool in one configuration.
@@ -51,7 +55,22 @@ func (App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.runs = make(map[*DaemonGroup]*groupRun)
+	a.implicit = make(map[string]int)
 	return nil
+}
+
+// implicitName returns the name of a handler's own group: name, numbered
+// from the second handler of the config that wants it on. Caddy provisions
+// the handlers of a server in config order, so a config reload gives an
+// unchanged handler the same name, and with it its running pool. (Those of
+// different servers, sites on different ports, come in no fixed order: two
+// alike there may swap names, and with them pools of the same settings.)
+func (a *App) implicitName(name string) string {
+	a.implicit[name]++
+	if n := a.implicit[name]; n > 1 {
+		return fmt.Sprintf("%s #%d", name, n)
+	}
+	return name
 }
 
 // register adds app to group g (named name), and returns the group's run and
@@ -84,7 +103,8 @@ func (a *App) Start() error {
 		if err == nil {
 			err = a.start(run)
 		}
-		// Requests waiting for a pool that will not start get a 503.
+		// Requests waiting for a pool that will not start go to another
+		// config's, or get a 503.
 		close(run.ready)
 	}
 	if err != nil {
@@ -119,6 +139,7 @@ func (a *App) start(run *groupRun) error {
 		return fmt.Errorf("daemon group %s: %w", cfg.Name, err)
 	}
 	run.key, run.pool = string(key), val.(poolDestructor).Pool
+	serving.add(run)
 	return nil
 }
 
@@ -127,11 +148,56 @@ func (a *App) start(run *groupRun) error {
 func (a *App) Stop() error {
 	for _, run := range a.runs {
 		if run.key != "" {
+			serving.remove(run)
 			pools.Delete(run.key)
 			run.key = ""
 		}
 	}
 	return nil
+}
+
+// acquire writes a REQUEST frame for the handler's application to a worker
+// thread, and returns the pool it belongs to. Caddy's HTTP server of a new
+// config takes requests as soon as it starts, maybe before the wsgi app has
+// started the config's pools, and its old server goes on taking them while
+// the old config's apps stop, in no fixed order: until the handler's own
+// pool is up, and once it is shut down, the request goes to the pool that
+// the config Caddy is running (old or new) has for the same group, so that
+// a config reload, or one whose application does not load, costs no
+// request.
+func (h *Handler) acquire(ctx context.Context, frames []byte) (*pool.Pool, *pool.Conn, error) {
+	run := h.run
+	select {
+	case <-run.ready:
+		if run.pool != nil {
+			c, err := run.pool.Acquire(ctx, frames)
+			if !errors.Is(err, pool.ErrClosed) {
+				return run.pool, c, err
+			}
+		}
+	default:
+	}
+	// The pool is not up yet, did not start, or is shut down. A pool that
+	// shuts down while the request waits in its line has left serving: the
+	// next try finds the config that replaced it.
+	for {
+		p, app, ok := serving.other(run, h.appIndex)
+		if !ok {
+			break
+		}
+		protocol.SetRequestApp(frames, app)
+		c, err := p.Acquire(ctx, frames)
+		if !errors.Is(err, pool.ErrClosed) {
+			return p, c, err
+		}
+	}
+	p, err := run.waitPool(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	protocol.SetRequestApp(frames, h.appIndex)
+	c, err := p.Acquire(ctx, frames)
+	return p, c, err
 }
 
 // waitPool returns the group's pool once the app has started it: Caddy may
@@ -146,6 +212,48 @@ func (run *groupRun) waitPool(ctx context.Context) (*pool.Pool, error) {
 		return nil, pool.ErrClosed
 	}
 	return run.pool, nil
+}
+
+// serving holds the started runs of each group name, oldest first: one per
+// config, and two while Caddy replaces one config with another.
+var serving = servingRuns{runs: make(map[string][]*groupRun)}
+
+type servingRuns struct {
+	mu   sync.Mutex
+	runs map[string][]*groupRun
+}
+
+func (s *servingRuns) add(run *groupRun) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.runs[run.cfg.Name] = append(s.runs[run.cfg.Name], run)
+}
+
+func (s *servingRuns) remove(run *groupRun) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	runs := slices.DeleteFunc(s.runs[run.cfg.Name], func(r *groupRun) bool { return r == run })
+	if len(runs) == 0 {
+		delete(s.runs, run.cfg.Name)
+	} else {
+		s.runs[run.cfg.Name] = runs
+	}
+}
+
+// other returns the pool of the newest other started run of run's group that
+// has run's application app, and the application's index there.
+func (s *servingRuns) other(run *groupRun, app uint16) (*pool.Pool, uint16, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	runs := s.runs[run.cfg.Name]
+	for i := len(runs) - 1; i >= 0; i-- {
+		if o := runs[i]; o != run {
+			if j := slices.Index(o.cfg.Apps, run.cfg.Apps[app]); j >= 0 {
+				return o.pool, uint16(j), true
+			}
+		}
+	}
+	return nil, 0, false
 }
 
 // pools holds the running worker pools, keyed by their configuration, so that

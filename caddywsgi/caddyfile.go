@@ -46,8 +46,8 @@ func init() {
 //	}
 //
 // The mount point /app serves /app and everything under /app/, but not
-// /application. Without process_group, the settings (those of wsgi_daemon)
-// make up the application's own daemon group.
+// /application, nor /APP (as in Apache). Without process_group, the settings
+// (those of wsgi_daemon) make up the application's own daemon group.
 //
 // With document_root, as with mod_wsgi-express's --document-root, a request
 // under the mount point that names a regular file in the directory is served
@@ -71,6 +71,8 @@ func parseWSGIScript(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error
 	if mount == "" {
 		return h.NewRoute(nil, handler), nil
 	}
+	// The path matcher ignores case; the handler passes a path that is not
+	// under the mount point in the same case on to the routes after it.
 	matcher := caddy.ModuleMap{"path": caddyconfig.JSON(caddyhttp.MatchPath{mount, mount + "/*"}, nil)}
 	return h.NewRoute(matcher, handler), nil
 }
@@ -100,14 +102,10 @@ func documentRootRoute(h httpcaddyfile.Helper, handler *Handler, mount, root str
 	if mount != "" {
 		// The path matcher has no placeholder for the path below the mount
 		// point, which the file matcher needs, so this route matches the
-		// requests wsgi_script's usual path matcher would (mount and
-		// mount/*, case-insensitively, on the cleaned path) with a regular
-		// expression that captures it. It sits on the outer route because
-		// the matchers of one set run in no fixed order.
-		pattern := "(?is)^" + regexp.QuoteMeta(mount) + "(/.*)?$"
-		outer = []caddy.ModuleMap{{"path_regexp": h.JSON(caddyhttp.MatchPathRE{MatchRegexp: caddyhttp.MatchRegexp{
-			Name: documentRootPathRegexp, Pattern: pattern,
-		}})}}
+		// requests the handler serves (mount and mount/*, on the cleaned
+		// path) with a regular expression that captures it. It sits on the
+		// outer route because the matchers of one set run in no fixed order.
+		outer = []caddy.ModuleMap{pathRegexp(h, documentRootPathRegexp, regexp.QuoteMeta(mount)+"(/.*)?")}
 		try = "{http.regexp." + documentRootPathRegexp + ".1}"
 		// Only on the way to file_server: the application keeps its path,
 		// and with it SCRIPT_NAME and PATH_INFO.
@@ -129,8 +127,20 @@ func documentRootRoute(h httpcaddyfile.Helper, handler *Handler, mount, root str
 	}}}
 }
 
+// pathRegexp is a path_regexp matcher named name for the cleaned paths that
+// pattern matches whole, case-sensitively as Apache's Alias and
+// WSGIScriptAlias match, where Caddy's path matcher ignores case.
+func pathRegexp(h httpcaddyfile.Helper, name, pattern string) caddy.ModuleMap {
+	return caddy.ModuleMap{"path_regexp": h.JSON(caddyhttp.MatchPathRE{MatchRegexp: caddyhttp.MatchRegexp{
+		Name: name, Pattern: "(?s)^" + pattern + "$",
+	}})}
+}
+
 // aliasUsage is wsgi_alias's syntax, for its error messages.
 const aliasUsage = "wsgi_alias <url-path> <file-or-directory>"
+
+// aliasPathRegexp names wsgi_alias's path_regexp matchers.
+const aliasPathRegexp = "wsgi_alias"
 
 // parseWSGIAlias serves a file or a directory at a URL path with
 // file_server, as Apache's Alias does beside WSGIScriptAlias:
@@ -144,7 +154,8 @@ const aliasUsage = "wsgi_alias <url-path> <file-or-directory>"
 // and a directory without an index.html is a 404 (no listing). A request
 // for the directory without its trailing slash is redirected to add it, as
 // Apache's mod_dir does. Aliases are tried in the order written, as in
-// Apache: write a more specific one first.
+// Apache: write a more specific one first. URL paths match case-sensitively,
+// as in Apache.
 func parseWSGIAlias(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	h.Next() // the directive's name
 	args := h.RemainingArgs()
@@ -187,9 +198,9 @@ func parseWSGIAlias(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	case prefix == "":
 		// wsgi_alias / <dir>: every request.
 	case strings.HasSuffix(urlPath, "/"):
-		matcher = caddy.ModuleMap{"path": h.JSON(caddyhttp.MatchPath{prefix + "/*"})}
+		matcher = pathRegexp(h, aliasPathRegexp, regexp.QuoteMeta(prefix)+"/.*")
 	default:
-		matcher = caddy.ModuleMap{"path": h.JSON(caddyhttp.MatchPath{prefix, prefix + "/*"})}
+		matcher = pathRegexp(h, aliasPathRegexp, regexp.QuoteMeta(prefix)+"(/.*)?")
 		if root != "/" {
 			// The prefix itself, when the target is a directory: redirect to
 			// prefix/ so that relative links in its index resolve inside it.
@@ -201,12 +212,11 @@ func parseWSGIAlias(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 					(&url.URL{Path: prefix + "/"}).EscapedPath() + "{http.request.orig_uri.prefixed_query}",
 				}},
 			}
+			dir := pathRegexp(h, aliasPathRegexp, regexp.QuoteMeta(prefix))
+			dir["file"] = h.JSON(fileserver.MatchFile{Root: path.Dir(root), TryFiles: []string{"/" + path.Base(root) + "/"}})
 			routes = append(caddyhttp.RouteList{{
-				MatcherSetsRaw: []caddy.ModuleMap{{
-					"path": h.JSON(caddyhttp.MatchPath{prefix}),
-					"file": h.JSON(fileserver.MatchFile{Root: path.Dir(root), TryFiles: []string{"/" + path.Base(root) + "/"}}),
-				}},
-				HandlersRaw: []json.RawMessage{caddyconfig.JSONModuleObject(redirect, "handler", "static_response", nil)},
+				MatcherSetsRaw: []caddy.ModuleMap{dir},
+				HandlersRaw:    []json.RawMessage{caddyconfig.JSONModuleObject(redirect, "handler", "static_response", nil)},
 			}}, routes...)
 		}
 	}

@@ -90,20 +90,27 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 }
 
 func TestSplitPath(t *testing.T) {
-	for _, tc := range []struct{ mount, path, script, info string }{
-		{"", "/x", "", "/x"},
-		{"/app", "/app", "/app", ""},
-		{"/app", "/app/", "/app", "/"},
-		{"/app", "/app/a/b", "/app", "/a/b"},
-		{"/app", "/app/./a/../b", "/app", "/b"},
-		{"/app", "/app//a//", "/app", "/a/"},
-		{"/app", "/application", "", "/application"},
-		{"/a/b", "/a/b/c", "/a/b", "/c"},
+	for _, tc := range []struct {
+		mount, path, script, info string
+		ok                        bool
+	}{
+		{"", "/x", "", "/x", true},
+		{"", "/X", "", "/X", true},
+		{"/app", "/app", "/app", "", true},
+		{"/app", "/app/", "/app", "/", true},
+		{"/app", "/app/a/b", "/app", "/a/b", true},
+		{"/app", "/app/./a/../b", "/app", "/b", true},
+		{"/app", "/app//a//", "/app", "/a/", true},
+		{"/app", "/application", "", "", false},
+		{"/app", "/APP", "", "", false},
+		{"/app", "/App/env", "", "", false},
+		{"/app", "/app/../APP/env", "", "", false},
+		{"/a/b", "/a/b/c", "/a/b", "/c", true},
 	} {
 		h := Handler{scriptName: tc.mount}
-		script, info := h.splitPath(tc.path)
-		if script != tc.script || info != tc.info {
-			t.Errorf("mount %q path %q: %q %q, want %q %q", tc.mount, tc.path, script, info, tc.script, tc.info)
+		script, info, ok := h.splitPath(tc.path)
+		if script != tc.script || info != tc.info || ok != tc.ok {
+			t.Errorf("mount %q path %q: %q %q %v, want %q %q %v", tc.mount, tc.path, script, info, ok, tc.script, tc.info, tc.ok)
 		}
 	}
 }

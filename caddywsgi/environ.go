@@ -27,13 +27,13 @@ func (e *environ) add(key, value string) {
 	e.pairs++
 }
 
-// appendEnviron encodes r's environ. contentLength is the body's length, or
-// -1 if it is not known yet.
-func (h *Handler) appendEnviron(b []byte, r *http.Request, contentLength int64) ([]byte, error) {
+// appendEnviron encodes r's environ, with the SCRIPT_NAME and PATH_INFO
+// splitPath gave. contentLength is the body's length, or -1 if it is not
+// known yet.
+func (h *Handler) appendEnviron(b []byte, r *http.Request, scriptName, pathInfo string, contentLength int64) ([]byte, error) {
 	e := environ{b: b}
 	e.add("REQUEST_METHOD", r.Method)
 
-	scriptName, pathInfo := h.splitPath(r.URL.Path)
 	e.add("SCRIPT_NAME", scriptName)
 	e.add("PATH_INFO", pathInfo)
 	e.add("QUERY_STRING", r.URL.RawQuery)
@@ -176,8 +176,10 @@ func (e *environ) addHeader(name string, values []string) {
 
 // splitPath divides a request path at the mount point into SCRIPT_NAME and
 // PATH_INFO, after resolving dot segments and doubled slashes as Apache does
-// before it maps a URL to a WSGIScriptAlias.
-func (h *Handler) splitPath(p string) (scriptName, pathInfo string) {
+// before it maps a URL to a WSGIScriptAlias. ok is false for a path not
+// under the mount point, compared case-sensitively as Apache does: Caddy's
+// path matcher ignores case, and a hand-written JSON config may have none.
+func (h *Handler) splitPath(p string) (scriptName, pathInfo string, ok bool) {
 	if strings.Contains(p, "//") || strings.Contains(p, "/.") {
 		cleaned := path.Clean(p)
 		if strings.HasSuffix(p, "/") && cleaned != "/" {
@@ -185,18 +187,15 @@ func (h *Handler) splitPath(p string) (scriptName, pathInfo string) {
 		}
 		p = cleaned
 	}
-	if h.scriptName == "" {
-		return "", p
+	switch {
+	case h.scriptName == "":
+		return "", p, true
+	case p == h.scriptName:
+		return h.scriptName, "", true
+	case strings.HasPrefix(p, h.scriptName) && p[len(h.scriptName)] == '/':
+		return h.scriptName, p[len(h.scriptName):], true
 	}
-	if p == h.scriptName {
-		return h.scriptName, ""
-	}
-	if strings.HasPrefix(p, h.scriptName) && p[len(h.scriptName)] == '/' {
-		return h.scriptName, p[len(h.scriptName):]
-	}
-	// Not under the mount point: only a hand-written JSON config without the
-	// matching path matcher can route such a request here.
-	return "", p
+	return "", "", false
 }
 
 // splitHost splits a Host header into host and port; unlike net.SplitHostPort

@@ -30,8 +30,14 @@ var (
 	bodyPool = sync.Pool{New: func() any { b := make([]byte, protocol.BodyChunk+1); return &b }}
 )
 
-// ServeHTTP sends the request to an idle worker thread and relays its response.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+// ServeHTTP sends the request to an idle worker thread and relays its
+// response. A request not under the mount point goes on to the routes after
+// the handler, as Apache passes a URL that no WSGIScriptAlias maps on.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	scriptName, pathInfo, ok := h.splitPath(r.URL.Path)
+	if !ok {
+		return next.ServeHTTP(w, r)
+	}
 	// Read the first window of the body before taking a worker thread, so a
 	// slow client uploading a form does not hold one.
 	var body []byte
@@ -57,7 +63,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	fp := framePool.Get().(*[]byte)
 	defer framePool.Put(fp)
 	frames := protocol.AppendRequestHeader((*fp)[:0], 0, h.appIndex, 0)
-	frames, err := h.appendEnviron(frames, r, contentLength)
+	frames, err := h.appendEnviron(frames, r, scriptName, pathInfo, contentLength)
 	if err != nil {
 		return caddyhttp.Error(http.StatusBadRequest, err)
 	}
@@ -82,11 +88,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	}
 	*fp = frames
 
-	var c *pool.Conn
-	p, err := h.run.waitPool(r.Context())
-	if err == nil {
-		c, err = p.Acquire(r.Context(), frames)
-	}
+	p, c, err := h.acquire(r.Context(), frames)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return caddyhttp.Error(499, err) // the client went away while queued

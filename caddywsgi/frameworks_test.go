@@ -442,6 +442,35 @@ func djangoSite(t *testing.T) (site, downloads string) {
 			env DJANGO_SETTINGS_MODULE djangoproject.settings`)
 }
 
+// TestDjangoMountedTwice: the Django project at two mount points of one
+// site renders each one's own prefix: each runs in its own processes, where
+// Django keeps the prefix it read from the first request (STATIC_URL).
+func TestDjangoMountedTwice(t *testing.T) {
+	testdata, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mount := func(path string) string {
+		return `
+	wsgi_script ` + path + ` ` + testdata + `/djangoproject/djangoproject/wsgi.py {
+		python {python}
+		home ` + testdata + `/djangoproject
+		env DJANGO_SETTINGS_MODULE djangoproject.settings
+	}`
+	}
+	c := startCaddy(t, ":{http_port} {"+mount("/one")+mount("/two")+"\n}")
+	for range 2 {
+		for _, prefix := range []string{"/one", "/two"} {
+			res, body := get(t, plainClient, "GET", c.URL(prefix+"/info/x"), nil)
+			expect(t, prefix, jsonOf(t, res, body), map[string]any{
+				"script_name": prefix,
+				"reverse":     prefix + "/info/a/b",
+				"static":      prefix + "/static/",
+			})
+		}
+	}
+}
+
 func TestDjango(t *testing.T) {
 	site, downloads := djangoSite(t)
 	c := startCaddy(t, site)

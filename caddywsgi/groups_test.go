@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -218,5 +219,54 @@ func TestMemoryLimitMinimumInJSON(t *testing.T) {
 				t.Errorf("caddy validate: %v, want an error containing %q:\n%s", err, want, out)
 			}
 		})
+	}
+}
+
+// TestImplicitGroupPerMount: without process_group, each wsgi_script runs in
+// a group of its own, even with the same script and settings as another, as
+// mod_wsgi gives each host and mount point an interpreter of its own: one
+// script at two mount points, and in two sites at the same mount point, runs
+// in three processes, each seeing only its own mount point.
+func TestImplicitGroupPerMount(t *testing.T) {
+	second := freePort(t)
+	c := startCaddy(t, fmt.Sprintf(`:{http_port} {
+	wsgi_script /a {apps}/app.wsgi python={python}
+	wsgi_script /b {apps}/app.wsgi python={python}
+}
+:%d {
+	wsgi_script /a {apps}/app.wsgi python={python}
+}`, second))
+	script := filepath.Join(appsDir(t), "app.wsgi")
+	secondSite := "http://127.0.0.1:" + strconv.Itoa(second)
+	mounts := []struct{ base, scriptName string }{{c.URL("/a"), "/a"}, {c.URL("/b"), "/b"}, {secondSite + "/a", "/a"}}
+	pids := map[string]string{}
+	groups := map[string]string{}
+	for round := range 2 {
+		for _, m := range mounts {
+			_, pid := get(t, plainClient, "GET", m.base+"/pid", nil)
+			res, body := get(t, plainClient, "GET", m.base+"/env", nil)
+			env := environOf(t, res, body)
+			if env["SCRIPT_NAME"] != m.scriptName {
+				t.Errorf("%s: SCRIPT_NAME %q", m.base, env["SCRIPT_NAME"])
+			}
+			if round == 0 {
+				pids[m.base], groups[m.base] = pid, fmt.Sprint(env["mod_wsgi.process_group"])
+			} else if pid != pids[m.base] {
+				t.Errorf("%s: served by process %s, then %s", m.base, pids[m.base], pid)
+			}
+		}
+	}
+	if len(pids) != 3 || pids[mounts[0].base] == pids[mounts[1].base] || pids[mounts[0].base] == pids[mounts[2].base] ||
+		pids[mounts[1].base] == pids[mounts[2].base] {
+		t.Errorf("the three mounts share processes: %v", pids)
+	}
+	// Caddy sets up the two sites in no fixed order: either /a may be #2.
+	if got := groups[mounts[1].base]; got != "/b "+script {
+		t.Errorf("/b's group: %q", got)
+	}
+	a := []string{groups[mounts[0].base], groups[mounts[2].base]}
+	slices.Sort(a)
+	if want := []string{"/a " + script, "/a " + script + " #2"}; !slices.Equal(a, want) {
+		t.Errorf("the groups of the two /a: %q, want %q", a, want)
 	}
 }

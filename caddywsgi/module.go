@@ -23,7 +23,9 @@ func init() {
 // of Python processes x threads running the application.
 type Handler struct {
 	// The URL path the application is mounted at. It becomes SCRIPT_NAME, and
-	// the rest of the path becomes PATH_INFO. Default: "/" (SCRIPT_NAME empty).
+	// the rest of the path becomes PATH_INFO. A request not under it
+	// (compared case-sensitively, as Apache's WSGIScriptAlias does) goes on
+	// to the next handler. Default: "/" (SCRIPT_NAME empty).
 	MountPoint string `json:"mount_point,omitempty"`
 
 	// The application: the path of a WSGI script file (loaded the way
@@ -49,7 +51,10 @@ type Handler struct {
 
 	// The daemon process group (defined in the wsgi app, the Caddyfile's
 	// wsgi_daemon) to run the application in. Without one, the handler's own
-	// settings below make up its group.
+	// settings below make up its group, which no other handler shares, named
+	// after the mount point and the app ("/blog /srv/blog.wsgi"; a later
+	// handler of the config with the same mount point and app gets "... #2"),
+	// as mod_wsgi gives each mount point of each host its own interpreter.
 	ProcessGroup string `json:"process_group,omitempty"`
 
 	// The settings of the handler's own group, when process_group is empty.
@@ -103,7 +108,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // group returns the daemon group the application runs in, and its name.
 func (h *Handler) group(wsgiApp *App) (*DaemonGroup, string, error) {
 	if h.ProcessGroup == "" {
-		return &h.DaemonGroup, "wsgi:" + h.App, nil
+		mount := h.scriptName
+		if mount == "" {
+			mount = "/"
+		}
+		return &h.DaemonGroup, wsgiApp.implicitName(mount + " " + h.App), nil
 	}
 	if !reflect.DeepEqual(h.DaemonGroup, DaemonGroup{}) {
 		return nil, "", fmt.Errorf("process_group %q: the group's settings belong in its wsgi_daemon, not in the wsgi_script", h.ProcessGroup)

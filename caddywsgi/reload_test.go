@@ -4,8 +4,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // TestReloadKeepsUnchangedPool: a config reload that leaves an application's
@@ -32,18 +36,8 @@ func TestReloadKeepsUnchangedPool(t *testing.T) {
 
 	load := func(config string) {
 		t.Helper()
-		adapted := strings.NewReplacer("{apps}", appsDir(t), "{python}", python(), "{http_port}", fmt.Sprint(c.HTTPPort)).Replace(config)
-		req, _ := http.NewRequest("POST", fmt.Sprintf("http://localhost:%d/load", adminPort), strings.NewReader(
-			fmt.Sprintf("{\n\tadmin localhost:%d\n\tpersist_config off\n}\n%s", adminPort, adapted)))
-		req.Header.Set("Content-Type", "text/caddyfile")
-		res, err := plainClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode != 200 {
-			t.Fatalf("reload: %d %s", res.StatusCode, body)
+		if status, body := loadCaddyfile(t, adminPort, c.HTTPPort, config); status != 200 {
+			t.Fatalf("reload: %d %s", status, body)
 		}
 	}
 
@@ -75,4 +69,142 @@ func TestReloadKeepsUnchangedPool(t *testing.T) {
 		t.Errorf("after removing the application: %q", body)
 	}
 	waitExit(t, changed)
+}
+
+// loadCaddyfile replaces the config of the Caddy whose admin API listens on
+// adminPort with a Caddyfile (with the placeholders of startCaddy), through
+// POST /load as `caddy reload` does, and returns the API's answer.
+func loadCaddyfile(t *testing.T, adminPort, httpPort int, config string) (int, string) {
+	t.Helper()
+	adapted := strings.NewReplacer("{apps}", appsDir(t), "{python}", python(), "{http_port}", fmt.Sprint(httpPort)).Replace(config)
+	req, _ := http.NewRequest("POST", fmt.Sprintf("http://localhost:%d/load", adminPort), strings.NewReader(
+		fmt.Sprintf("{\n\tadmin localhost:%d\n\tpersist_config off\n}\n%s", adminPort, adapted)))
+	req.Header.Set("Content-Type", "text/caddyfile")
+	res, err := plainClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	return res.StatusCode, string(body)
+}
+
+// TestReloadLosesNoRequest: requests keep being served across a config
+// reload that replaces an application's pool, by the old pool until the new
+// one is up: when the new application fails to load (Caddy keeps the old
+// config), and when it loads (the old pool stops).
+func TestReloadLosesNoRequest(t *testing.T) {
+	adminPort := freePort(t)
+	script := filepath.Join(caddyDir(t), "reloaded.wsgi")
+	// The script as edited before each reload.
+	edit := func(code string) {
+		t.Helper()
+		if err := os.WriteFile(script, []byte("import os, time\n"+code), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version := func(v string) string {
+		return fmt.Sprintf(`
+def application(environ, start_response):
+    body = b'%s %%d' %% os.getpid()
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
+    return [body]
+`, v)
+	}
+	// Changing threads makes the reload start a new pool.
+	site := func(threads int) string {
+		return fmt.Sprintf(`:{http_port} {
+	wsgi_script / %s {
+		python {python}
+		threads %d
+		script_reloading off
+	}
+}`, script, threads)
+	}
+	edit(version("one"))
+	c, err := launchCaddy(t, fmt.Sprintf("admin localhost:%d", adminPort), site(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, before := get(t, plainClient, "GET", c.URL("/"), nil)
+
+	// Caddy starts the apps of a config, and stops those of the old one, in
+	// no fixed order: each reload goes a few times to meet the orders that
+	// lost requests. Loading slowly keeps the new server waiting for its
+	// pool while requests arrive.
+	for i := range 4 {
+		edit("time.sleep(0.5)\nraise SyntaxError('broken on purpose')\n")
+		served, failures := duringLoad(t, c.URL("/"), func() {
+			if status, body := loadCaddyfile(t, adminPort, c.HTTPPort, site(3)); status == 200 || !strings.Contains(body, "broken on purpose") {
+				t.Errorf("the reload with a broken script: %d %s", status, body)
+			}
+		})
+		if len(failures) > 0 || served == 0 {
+			t.Errorf("failed reload %d: %d requests served, %d failed: %q", i, served, len(failures), failures)
+		}
+	}
+	if _, after := get(t, plainClient, "GET", c.URL("/"), nil); after != before {
+		t.Errorf("after the failed reloads: %q, want the old application's %q", after, before)
+	}
+
+	for i := range 4 {
+		v := fmt.Sprint("v", i)
+		edit("time.sleep(0.5)\n" + version(v))
+		served, failures := duringLoad(t, c.URL("/"), func() {
+			if status, body := loadCaddyfile(t, adminPort, c.HTTPPort, site(4+i)); status != 200 {
+				t.Errorf("the reload: %d %s", status, body)
+			}
+		})
+		if len(failures) > 0 || served == 0 {
+			t.Errorf("reload %d: %d requests served, %d failed: %q", i, served, len(failures), failures)
+		}
+		if _, after := get(t, plainClient, "GET", c.URL("/"), nil); !strings.HasPrefix(after, v+" ") {
+			t.Errorf("after reload %d: %q, want the new application", i, after)
+		}
+	}
+}
+
+// duringLoad requests url from several clients in a loop while reload runs,
+// each request on a connection of its own so that they reach the servers of
+// both configs (their listening sockets share the port), and returns how
+// many were served and the responses that were not a 200. Connections that
+// fail without a response are logged, not returned: they are Caddy's own
+// loss, which a reload without any wsgi handler has too (the kernel resets
+// the connections still waiting in the accept queue of a listening socket
+// that closes).
+func duringLoad(t *testing.T, url string, reload func()) (served int, failures []string) {
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	var mu sync.Mutex
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				res, body, err := fetch(client, "GET", url, nil)
+				mu.Lock()
+				switch {
+				case err != nil && res == nil:
+					t.Logf("connection failed: %v", err)
+				case err != nil:
+					failures = append(failures, err.Error())
+				case res.StatusCode != 200:
+					failures = append(failures, fmt.Sprintf("%d %s", res.StatusCode, body))
+				default:
+					served++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	reload()
+	close(done)
+	wg.Wait()
+	return served, failures
 }

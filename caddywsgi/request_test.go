@@ -2,6 +2,7 @@ package caddywsgi_test
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -125,10 +127,65 @@ func TestMountPoint(t *testing.T) {
 			t.Errorf("%s: SCRIPT_NAME %q PATH_INFO %q, want %q %q", tc.path, env["SCRIPT_NAME"], env["PATH_INFO"], tc.script, tc.info)
 		}
 	}
-	for _, path := range []string{"/application", "/ap", "/"} {
+	// The mount point matches case-sensitively, as WSGIScriptAlias does.
+	for _, path := range []string{"/application", "/ap", "/", "/APP", "/App/", "/APP/env", "/app/../APP/env"} {
 		res, body := get(t, plainClient, "GET", c.URL(path), nil)
 		if res.StatusCode != 404 || body != "not the app" {
 			t.Errorf("%s reached the app: %d %q", path, res.StatusCode, body)
+		}
+	}
+}
+
+// TestMountPointCaseGoesOn: a path that matches the mount point only
+// ignoring case reaches the application mounted at / in the Caddyfile, and
+// in a JSON config whose handler has no matcher, the routes after it.
+func TestMountPointCaseGoesOn(t *testing.T) {
+	adminPort := freePort(t)
+	c, err := launchCaddy(t, fmt.Sprintf("admin localhost:%d", adminPort), `:{http_port} {
+	wsgi_script /app {apps}/app.wsgi python={python}
+	wsgi_script / {apps}/app.wsgi python={python}
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(appsDir(t), "app.wsgi")
+	for path, want := range map[string][3]string{
+		"/app/env": {"/app " + script, "/app", "/env"},
+		"/APP/env": {"/ " + script, "", "/APP/env"},
+		"/App":     {"/ " + script, "", "/App"},
+	} {
+		res, body := get(t, plainClient, "GET", c.URL(path), nil)
+		env := environOf(t, res, body)
+		if got := [3]string{fmt.Sprint(env["mod_wsgi.process_group"]), fmt.Sprint(env["SCRIPT_NAME"]), fmt.Sprint(env["PATH_INFO"])}; got != want {
+			t.Errorf("%s: group, SCRIPT_NAME, PATH_INFO %q, want %q", path, got, want)
+		}
+	}
+
+	config, _ := json.Marshal(map[string]any{
+		"admin": map[string]any{"listen": fmt.Sprintf("localhost:%d", adminPort)},
+		"apps": map[string]any{"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
+			"listen": []string{fmt.Sprintf(":%d", c.HTTPPort)},
+			"routes": []any{
+				map[string]any{"handle": []any{map[string]any{"handler": "wsgi", "mount_point": "/app", "app": script, "python": python()}}},
+				map[string]any{"handle": []any{map[string]any{"handler": "static_response", "status_code": 404, "body": "not the app"}}},
+			},
+		}}}},
+	})
+	res, err := plainClient.Post(fmt.Sprintf("http://localhost:%d/load", adminPort), "application/json", bytes.NewReader(config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body, _ := io.ReadAll(res.Body); res.StatusCode != 200 {
+		t.Fatalf("loading the JSON config: %d %s", res.StatusCode, body)
+	}
+	res.Body.Close()
+	res, body := get(t, plainClient, "GET", c.URL("/app/env"), nil)
+	if env := environOf(t, res, body); env["SCRIPT_NAME"] != "/app" || env["PATH_INFO"] != "/env" {
+		t.Errorf("JSON config, /app/env: SCRIPT_NAME %v PATH_INFO %v", env["SCRIPT_NAME"], env["PATH_INFO"])
+	}
+	for _, path := range []string{"/APP/env", "/other"} {
+		if res, body := get(t, plainClient, "GET", c.URL(path), nil); res.StatusCode != 404 || body != "not the app" {
+			t.Errorf("JSON config, %s: %d %q, want the next route's 404", path, res.StatusCode, body)
 		}
 	}
 }

@@ -100,6 +100,13 @@ func AppendRequestHeader(dst []byte, flags uint8, app uint16, n int) []byte {
 	return append(dst, byte(Request), flags, byte(app>>8), byte(app), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 }
 
+// SetRequestApp sets the application index in a REQUEST frame's header at
+// frame[0:HeaderSize], to send it to another worker pool's index for the same
+// application.
+func SetRequestApp(frame []byte, app uint16) {
+	frame[2], frame[3] = byte(app>>8), byte(app)
+}
+
 // AppendFrame appends a whole frame.
 func AppendFrame(dst []byte, t Type, flags uint8, payload []byte) []byte {
 	return append(AppendHeader(dst, t, flags, len(payload)), payload...)

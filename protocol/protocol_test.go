@@ -566,6 +566,14 @@ func TestAppendRequestHeader(t *testing.T) {
 	}
 }
 
+func TestSetRequestApp(t *testing.T) {
+	frame := append(AppendRequestHeader(nil, FlagNoBody, 7, 3), "abc"...)
+	SetRequestApp(frame, 0x0102)
+	if want := append(AppendRequestHeader(nil, FlagNoBody, 0x0102, 3), "abc"...); !bytes.Equal(frame, want) {
+		t.Fatalf("got %x, want %x", frame, want)
+	}
+}
+
 func TestParseFileRangeAndBodyMoreErrors(t *testing.T) {
 	for _, p := range [][]byte{nil, make([]byte, 15), make([]byte, 17)} {
 		if _, err := ParseFileRange(p); !errors.Is(err, ErrProtocol) {

@@ -17,6 +17,9 @@ ROOT_URLCONF = 'djangoproject.urls'
 WSGI_APPLICATION = 'djangoproject.wsgi.application'
 DATABASES = {}
 USE_TZ = True
+# Relative: Django prefixes it with the SCRIPT_NAME of the first request it
+# reads it in, once per process.
+STATIC_URL = 'static/'
 
 # Where FileResponse serves files from; the Caddyfile sets it.
 DOWNLOAD_DIR = os.environ.get('DJANGOPROJECT_DOWNLOAD_DIR', '')

@@ -22,6 +22,7 @@ def info(request, rest=''):
         'get': {k: request.GET.getlist(k) for k in request.GET},
         'host': request.get_host(),
         'pid': os.getpid(),
+        'static': settings.STATIC_URL,
     })
 
 
