@@ -4,6 +4,7 @@
 package caddywsgi
 
 import (
+	"cmp"
 	"fmt"
 	"reflect"
 	"strings"
@@ -84,11 +85,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	wsgiApp := appIface.(*App)
-	group, name, err := h.group(wsgiApp)
+	group, err := h.group(wsgiApp)
 	if err != nil {
 		return err
 	}
-	h.logger = ctx.Logger().With(zap.String("group", name))
 	callable := h.CallableObject
 	if callable == "" {
 		callable = group.CallableObject
@@ -97,6 +97,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	name := h.ProcessGroup
+	if name == "" {
+		// Named after the resolved target, which is the same whatever
+		// Caddy's working directory was when the config was written.
+		mount := cmp.Or(h.scriptName, "/")
+		name = wsgiApp.implicitName(mount + " " + app.Target)
+	}
+	h.logger = ctx.Logger().With(zap.String("group", name))
 	h.requestTimeout = time.Duration(group.RequestTimeout)
 	h.run, h.appIndex, err = wsgiApp.register(name, group, app)
 	if err != nil {
@@ -105,22 +113,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// group returns the daemon group the application runs in, and its name.
-func (h *Handler) group(wsgiApp *App) (*DaemonGroup, string, error) {
+// group returns the daemon group the application runs in: its own, or the
+// wsgi app's group that ProcessGroup names.
+func (h *Handler) group(wsgiApp *App) (*DaemonGroup, error) {
 	if h.ProcessGroup == "" {
-		mount := h.scriptName
-		if mount == "" {
-			mount = "/"
-		}
-		return &h.DaemonGroup, wsgiApp.implicitName(mount + " " + h.App), nil
+		return &h.DaemonGroup, nil
 	}
 	if !reflect.DeepEqual(h.DaemonGroup, DaemonGroup{}) {
-		return nil, "", fmt.Errorf("process_group %q: the group's settings belong in its wsgi_daemon, not in the wsgi_script", h.ProcessGroup)
+		return nil, fmt.Errorf("process_group %q: the group's settings belong in its wsgi_daemon, not in the wsgi_script", h.ProcessGroup)
 	}
 	if err := checkProcessGroup(h.ProcessGroup, wsgiApp.Groups); err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	return wsgiApp.Groups[h.ProcessGroup], h.ProcessGroup, nil
+	return wsgiApp.Groups[h.ProcessGroup], nil
 }
 
 // Interface guards
