@@ -232,7 +232,9 @@ func (e *exchange) relay() error {
 	for {
 		if e.c.R.Buffered() == 0 {
 			// About to wait for the worker: what it sent so far goes to the
-			// client now, so streamed chunks are not held back.
+			// client now, so streamed chunks are not held back. A client
+			// gone is the worker's to know now, not while frames it sent
+			// are still to read: they may end the response.
 			if e.unflushed {
 				e.flush()
 			}

@@ -127,7 +127,7 @@ class Connection:
         """Whether Caddy has sent CANCEL, the only frame it can send while
         no request body is on its way; reads it if so. Does not wait, but
         costs three system calls (the socket is non-blocking meanwhile), so
-        only streamed responses ask, once a chunk."""
+        only streamed responses ask, and not at every chunk."""
         self.sock.settimeout(0)
         try:
             waiting = self.rfile.peek(1)
