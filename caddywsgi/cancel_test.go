@@ -149,3 +149,37 @@ func TestShutdownWithClientGone(t *testing.T) {
 		t.Fatalf("caddy still running 10s after SIGTERM; its log:\n%s", c.Log)
 	}
 }
+
+// TestClientGoneLongPollTimesOut: a cancelled long poll that never gets to
+// its first event still holds its thread only until request_timeout: then
+// the process is recycled, as for any request over it, and the next
+// request is served by its replacement.
+func TestClientGoneLongPollTimesOut(t *testing.T) {
+	c := startCaddy(t, `:{http_port} {
+	wsgi_script / {apps}/endless.wsgi {
+		python {python}
+		processes 1
+		threads 1
+		request_timeout 1s
+		graceful_timeout 1s
+	}
+}`)
+	_, pid := get(t, plainClient, "GET", c.URL("/pid"), nil)
+	never := filepath.Join(caddyDir(t), "never")
+	ctx, leave := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "GET", c.URL("/?name=stuck&wait_for="+never), nil)
+		_, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
+		done <- err
+	}()
+	waitFor(t, c, "stuck waiting for "+never)
+	leave()
+	<-done
+	waitFor(t, c, "the client went away; cancelling the request", `"uri":"/?name=stuck`)
+	waitFor(t, c, "request_timeout passed; recycling the worker process", `"uri":"/?name=stuck`)
+	waitFor(t, c, "recycling worker process", `"pid":`+pid, `"reason":"request_timeout"`)
+	if res, body := get(t, plainClient, "GET", c.URL("/pid"), nil); res.StatusCode != 200 || body == pid {
+		t.Errorf("after the timeout: %d from pid %s (the stuck one was %s)", res.StatusCode, body, pid)
+	}
+}
