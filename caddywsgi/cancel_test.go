@@ -3,7 +3,8 @@ package caddywsgi_test
 // End-to-end tests of a client that goes away from a response that does not
 // end by itself (server-sent events, a long poll): the application learns it
 // at once, its thread is free for the next request, and Caddy's shutdown
-// does not wait for it. The application is endless.wsgi, on one thread.
+// does not wait for it; request_timeout still bounds one that never gets to
+// its next chunk. The application is endless.wsgi, on one thread.
 
 import (
 	"bufio"
