@@ -100,8 +100,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	ex := &exchange{h: h, pool: p, w: w, r: r, c: c, declared: -1, bodyRest: rest}
 	defer ex.release()
 	if h.requestTimeout > 0 {
-		c.SetReadDeadline(time.Now().Add(h.requestTimeout))
+		ex.deadline = time.Now().Add(h.requestTimeout)
+		c.SetReadDeadline(ex.deadline)
 	}
+	ex.watch()
 	return ex.relay()
 }
 
@@ -149,17 +151,23 @@ type exchange struct {
 	written     int64
 	declared    int64 // Content-Length the application set, or -1
 	headErr     error // the application's head was invalid: answer 500
-	clientGone  bool  // stop writing, but read the worker's frames to the end
+	clientGone  bool  // stop writing, and cancel the exchange
 	truncated   bool  // the application wrote more than its Content-Length
-	broken      bool  // the connection is out of step; the process is replaced
 	shortFile   bool
 	unflushed   bool // body bytes written since the last flush
-	released    bool
-	workerGone  bool // the worker died during the exchange
+	released    bool // the connection is back in the pool, or drain's
 	rc          *http.ResponseController
+	outcome     pool.Outcome // how the exchange ended, for pool.Release
+	deadline    time.Time    // request_timeout's, or zero
 
 	bodyRest bool          // the body goes on past the first window
 	streamer *bodyStreamer // sends the rest, once the worker asks for it
+
+	// The request context's end wakes relay by moving c's read deadline
+	// to the past; watchMu keeps it from doing so once unwatch has run.
+	stopWatch func() bool
+	watchMu   sync.Mutex
+	unwatched bool
 }
 
 // release returns the connection to the pool, once the body streamer is done
@@ -169,36 +177,82 @@ func (e *exchange) release() {
 		return
 	}
 	e.released = true
-	if e.streamer != nil {
-		e.streamer.stop()
-		e.broken = e.broken || e.streamer.connFailed
-	}
-	if e.h.requestTimeout > 0 {
+	woken := e.unwatch()
+	e.stopStreamer()
+	e.returnConn(woken)
+}
+
+// returnConn hands the connection back to the pool, with its read deadline
+// cleared if relay or drain moved it.
+func (e *exchange) returnConn(deadlineMoved bool) {
+	if deadlineMoved || !e.deadline.IsZero() {
 		e.c.SetReadDeadline(time.Time{})
 	}
-	if e.workerGone {
-		e.pool.Lost(e.c)
-		return
+	e.pool.Release(e.c, e.outcome)
+}
+
+// stopStreamer waits for the body streamer, if any, to finish the grant in
+// progress: it writes to the worker connection too.
+func (e *exchange) stopStreamer() {
+	if e.streamer != nil {
+		e.streamer.stop()
+		if e.streamer.connFailed && e.outcome == pool.Reusable {
+			e.outcome = pool.OutOfStep
+		}
 	}
-	e.pool.Release(e.c, !e.broken)
+}
+
+// watch makes the end of the request's context (the client went away:
+// HTTP/1.1's background read saw the connection close, HTTP/2 or HTTP/3
+// reset the stream) wake relay even while it waits for a worker that sends
+// nothing, such as a long poll: the read deadline moves to the past. No
+// goroutine runs until then.
+func (e *exchange) watch() {
+	e.stopWatch = context.AfterFunc(e.r.Context(), func() {
+		e.watchMu.Lock()
+		defer e.watchMu.Unlock()
+		if !e.unwatched {
+			e.c.SetReadDeadline(time.Unix(1, 0))
+		}
+	})
+}
+
+// unwatch stops watch's wake-up, and reports whether it moved the read
+// deadline.
+func (e *exchange) unwatch() (woken bool) {
+	if e.stopWatch == nil || e.stopWatch() {
+		return false
+	}
+	e.watchMu.Lock()
+	defer e.watchMu.Unlock()
+	e.unwatched = true
+	return true
 }
 
 // relay reads the worker's frames until the response ends.
 func (e *exchange) relay() error {
 	for {
-		if e.unflushed && e.c.R.Buffered() == 0 {
+		if e.c.R.Buffered() == 0 {
 			// About to wait for the worker: what it sent so far goes to the
-			// client now, so streamed chunks are not held back.
-			e.flush()
+			// client now, so streamed chunks are not held back. A client
+			// gone is the worker's to know now, not while frames it sent
+			// are still to read: they may end the response.
+			if e.unflushed {
+				e.flush()
+			}
+			if e.clientGone {
+				return e.cancel()
+			}
 		}
 		f, err := e.c.R.Next()
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
+			if errors.Is(err, os.ErrDeadlineExceeded) && e.r.Context().Err() != nil {
+				return e.cancel()
+			}
+			e.readFailed(err)
+			if e.outcome == pool.TimedOut {
 				return e.timedOut()
 			}
-			// The worker died (killed, or crashed): its exit is the pool's
-			// to report, not a fault of this connection.
-			e.workerGone = errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 			return e.workerFailed(err)
 		}
 		switch f.Type {
@@ -405,11 +459,24 @@ func (e *exchange) abort() {
 	panic(http.ErrAbortHandler)
 }
 
-// workerFailed reports a worker that died or broke the protocol mid-request.
-// The connection is out of step from then on.
+// readFailed records why reading the worker's frames failed, and logs it.
+func (e *exchange) readFailed(err error) {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The worker's thread is still busy with the request.
+		e.outcome = pool.TimedOut
+		e.log(zapcore.ErrorLevel, "request_timeout passed; recycling the worker process",
+			zap.Duration("request_timeout", e.h.requestTimeout))
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET):
+		// The worker died (killed, or crashed): its exit is the pool's to
+		// report, not a fault of this connection.
+		e.outcome = pool.WorkerGone
+	}
+}
+
+// workerFailed answers a request whose worker died or broke the protocol.
 func (e *exchange) workerFailed(err error) error {
-	e.broken = true
-	e.log(zapcore.ErrorLevel, "worker failed while handling the request", zap.Error(err))
+	e.fault(err)
 	if e.wroteHeader {
 		e.abort()
 	}
@@ -417,18 +484,95 @@ func (e *exchange) workerFailed(err error) error {
 	return caddyhttp.Error(http.StatusBadGateway, fmt.Errorf("WSGI worker pid %d: %w", e.c.PID(), err))
 }
 
+// fault records and logs a worker that died or broke the protocol
+// mid-request. The connection is out of step from then on, if the worker
+// lives.
+func (e *exchange) fault(err error) {
+	if e.outcome == pool.Reusable {
+		e.outcome = pool.OutOfStep
+	}
+	e.log(zapcore.ErrorLevel, "worker failed while handling the request", zap.Error(err))
+}
+
 // timedOut answers a request that ran past request_timeout: 504, or a broken
 // response if it had started. Its thread is still busy with it, so the
 // process is recycled.
 func (e *exchange) timedOut() error {
-	e.broken = true
-	e.log(zapcore.ErrorLevel, "request_timeout passed; recycling the worker process",
-		zap.Duration("request_timeout", e.h.requestTimeout))
 	if e.wroteHeader {
 		e.abort()
 	}
 	clear(e.w.Header())
 	return caddyhttp.Error(http.StatusGatewayTimeout, fmt.Errorf("the WSGI application did not answer within request_timeout (%s)", e.h.requestTimeout))
+}
+
+// cancel tells the worker that the client is gone, so that the application
+// stops (its iterable is closed, its next write raises) instead of running on
+// for no one, and hands the rest of the exchange to drain: the handler
+// returns at once, and neither Caddy's shutdown nor a reload waits for the
+// application.
+func (e *exchange) cancel() error {
+	e.released = true // drain's from now on
+	woken := e.unwatch()
+	e.stopStreamer()
+	if e.outcome == pool.Reusable {
+		if _, err := e.c.Write(cancelFrame); err != nil {
+			e.outcome = pool.OutOfStep
+		}
+	}
+	e.log(zapcore.DebugLevel, "the client went away; cancelling the request")
+	if e.outcome != pool.Reusable {
+		e.returnConn(woken)
+	} else {
+		if woken {
+			e.c.SetReadDeadline(e.deadline)
+		}
+		go e.drain()
+	}
+	if e.wroteHeader {
+		return nil
+	}
+	clear(e.w.Header())
+	return caddyhttp.Error(499, errors.New("the client went away before the response started"))
+}
+
+var cancelFrame = protocol.AppendHeader(nil, protocol.Cancel, 0, 0)
+
+// drain reads the worker's frames to the end of a cancelled exchange, so that
+// the connection stays in step and serves the next request. It logs what the
+// application logs meanwhile (its close(), say), closes the descriptors the
+// worker passes, and is bounded by request_timeout, and by the pool's
+// graceful_timeout when it closes.
+func (e *exchange) drain() {
+	defer e.returnConn(false)
+	for {
+		f, err := e.c.R.Next()
+		if err != nil {
+			e.readFailed(err)
+			if e.outcome != pool.TimedOut {
+				e.fault(err)
+			}
+			return
+		}
+		switch f.Type {
+		case protocol.ResponseEnd, protocol.AppError:
+			return
+		case protocol.ResponseFile:
+			fd, err := e.c.R.TakeFD()
+			if err != nil {
+				e.fault(err)
+				return
+			}
+			syscall.Close(fd)
+		case protocol.Log:
+			e.log(logLevel(f.Flags), string(f.Payload))
+		case protocol.ResponseHead, protocol.ResponseBody, protocol.BodyMore:
+			// For no one: the client is gone, and CANCEL ended the request
+			// body.
+		default:
+			e.fault(fmt.Errorf("%w: unexpected %s frame", protocol.ErrProtocol, f.Type))
+			return
+		}
+	}
 }
 
 // bodyError turns a failure to read an oversized request body into a 413.

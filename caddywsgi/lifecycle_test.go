@@ -515,8 +515,9 @@ func sum(m map[string]int) int {
 }
 
 // TestRequestTimeoutGraceful: a request over request_timeout gets 504 and
-// its process is recycled gracefully: another request in flight on it
-// completes, and later requests go to a new process.
+// its process is recycled gracefully, with request_timeout as the reason:
+// another request in flight on it completes, and later requests go to a new
+// process.
 //
 // request_timeout bounds every request from the moment it is handed to a
 // thread, so the other request must itself finish within it, yet still be
@@ -554,7 +555,9 @@ func TestRequestTimeoutGraceful(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.waitLog("request_timeout passed; recycling the worker process", `"uri":"/sleep?ms=1500"`, pidField(p))
-	c.waitLog("recycling worker process", pidField(p))
+	// The log says why the process is recycled: request_timeout, not a
+	// protocol fault.
+	c.waitLog("recycling worker process", pidField(p), `"reason":"request_timeout"`)
 	if o := <-other; o.status != 200 || o.body != "appeared" {
 		t.Errorf("the request in flight on the recycled process: %+v, want 200 appeared", o)
 	}

@@ -99,7 +99,7 @@ func get(p *Pool, path string) (int, error) {
 		return 0, err
 	}
 	body, err := response(c)
-	p.Release(c, err == nil)
+	p.Release(c, outcome(err))
 	if err == nil && body != "ok" {
 		err = fmt.Errorf("body %q", body)
 	}
@@ -131,6 +131,14 @@ func response(c *Conn) (string, error) {
 			return "", fmt.Errorf("application error: %s", f.Payload)
 		}
 	}
+}
+
+// outcome is how an exchange that response read ended.
+func outcome(err error) Outcome {
+	if err != nil {
+		return OutOfStep
+	}
+	return Reusable
 }
 
 // gated starts a request that stays in progress until openGate.
@@ -200,7 +208,7 @@ func TestInactivityTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	ended := time.Now()
-	p.Release(c, true)
+	p.Release(c, Reusable)
 	e := logs.waitFor(t, "recycling worker process", first)
 	if idle := e.Time.Sub(ended); idle < timeout {
 		t.Errorf("recycled %s after its last request ended", idle)
@@ -256,7 +264,7 @@ func TestMaxQueue(t *testing.T) {
 	if _, err := p.Acquire(context.Background(), nil); !errors.Is(err, ErrQueueFull) {
 		t.Errorf("Acquire with a full queue: %v, want ErrQueueFull", err)
 	}
-	p.Release(busy, true)
+	p.Release(busy, Reusable)
 	a := <-waiting
 	if a.err != nil {
 		t.Fatal(a.err)
@@ -264,7 +272,7 @@ func TestMaxQueue(t *testing.T) {
 	if _, err := response(a.c); err != nil {
 		t.Error(err)
 	}
-	p.Release(a.c, true)
+	p.Release(a.c, Reusable)
 }
 
 // TestGracefulRecycle: a recycled process takes no new request, but
@@ -281,7 +289,7 @@ func TestGracefulRecycle(t *testing.T) {
 	if body, err := response(c); body != "ok" || err != nil {
 		t.Errorf("the in-flight request: %q, %v", body, err)
 	}
-	p.Release(c, true)
+	p.Release(c, Reusable)
 	logs.waitFor(t, "recycled worker process exited", old)
 	if e := logs.FilterMessageSnippet("killing it").All(); len(e) > 0 {
 		t.Errorf("killed: %v", e[0].Message)
@@ -300,7 +308,7 @@ func TestGracefulTimeout(t *testing.T) {
 	if _, err := response(c); err == nil {
 		t.Error("the request outliving graceful_timeout completed")
 	}
-	p.Release(c, false)
+	p.Release(c, OutOfStep)
 	if e := logs.waitFor(t, "recycled worker process exited", old); e.ContextMap()["status"] != "killed by SIGKILL" {
 		t.Errorf("exit status %v", e.ContextMap()["status"])
 	}
@@ -329,27 +337,32 @@ func TestShutdownTimeout(t *testing.T) {
 	logs.noCrashes(t)
 }
 
-// TestOutOfStepRecyclesGracefully: a broken connection costs its process,
-// but not the process's other requests.
+// TestOutOfStepRecyclesGracefully: a connection released out of step, or
+// timed out, costs its process, but not the process's other requests, and
+// the log says which it was.
 func TestOutOfStepRecyclesGracefully(t *testing.T) {
-	p, logs := startWatchedPool(t, lifecycleConfig(t, 1, 2))
-	c := gated(t, p)
-	old := c.PID()
-	broken, _ := p.Acquire(context.Background(), nil)
-	p.Release(broken, false)
-	if r := logs.reason(old); r != "connection out of step" {
-		t.Errorf("recycle reason %q", r)
+	for outcome, reason := range map[Outcome]string{OutOfStep: "connection out of step", TimedOut: "request_timeout"} {
+		t.Run(reason, func(t *testing.T) {
+			p, logs := startWatchedPool(t, lifecycleConfig(t, 1, 2))
+			c := gated(t, p)
+			old := c.PID()
+			broken, _ := p.Acquire(context.Background(), nil)
+			p.Release(broken, outcome)
+			if r := logs.reason(old); r != reason {
+				t.Errorf("recycle reason %q, want %q", r, reason)
+			}
+			openGate(t, c)
+			if body, err := response(c); body != "ok" || err != nil {
+				t.Errorf("the other request: %q, %v", body, err)
+			}
+			p.Release(c, Reusable)
+			if pid := mustGet(t, p, "/"); pid == old {
+				t.Errorf("still served by %d", old)
+			}
+			logs.waitFor(t, "recycled worker process exited", old)
+			logs.noCrashes(t)
+		})
 	}
-	openGate(t, c)
-	if body, err := response(c); body != "ok" || err != nil {
-		t.Errorf("the other request: %q, %v", body, err)
-	}
-	p.Release(c, true)
-	if pid := mustGet(t, p, "/"); pid == old {
-		t.Errorf("still served by %d", old)
-	}
-	logs.waitFor(t, "recycled worker process exited", old)
-	logs.noCrashes(t)
 }
 
 func TestReloadableScripts(t *testing.T) {
@@ -517,7 +530,7 @@ func fetch(t *testing.T, p *Pool) (string, int) {
 		t.Fatal(err)
 	}
 	body, err := response(c)
-	p.Release(c, err == nil)
+	p.Release(c, outcome(err))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -577,7 +590,7 @@ func TestCloseWhileRecycling(t *testing.T) {
 	p.recycle(c.proc, "test")
 	closed := make(chan error)
 	go func() { closed <- p.Close() }()
-	p.Release(c, false)
+	p.Release(c, OutOfStep)
 	if err := <-closed; err != nil {
 		t.Fatal(err)
 	}

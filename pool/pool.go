@@ -391,7 +391,7 @@ func (p *Pool) Acquire(ctx context.Context, req []byte) (*Conn, error) {
 		p.log.Warn("worker process gone before it received a request; retrying on another",
 			zap.Int("pid", c.PID()), zap.Error(c.sendErr))
 		c.proc.kill()
-		p.Lost(c)
+		p.Release(c, WorkerGone)
 	}
 }
 
@@ -456,14 +456,39 @@ func (p *Pool) acquire(ctx context.Context, req []byte) (*Conn, error) {
 	return nil, ErrClosed
 }
 
-// Release returns a connection. reusable is false when the exchange on it
-// did not end cleanly: the connection is out of step, so it is closed and
-// its process recycled, which lets the process's other requests finish.
-func (p *Pool) Release(c *Conn, reusable bool) {
+// Outcome is how the exchange on a connection ended, for Release.
+type Outcome uint8
+
+const (
+	// Reusable: the exchange ended in step; the connection takes the next
+	// request.
+	Reusable Outcome = iota
+	// OutOfStep: the exchange broke off where the two ends may disagree on
+	// what comes next (a protocol violation, a failed read or write): the
+	// connection is closed and its process recycled, which lets the
+	// process's other requests finish.
+	OutOfStep
+	// TimedOut: the caller stopped waiting for a worker still busy with
+	// the request (its request_timeout passed): as OutOfStep, and logged as
+	// request_timeout.
+	TimedOut
+	// WorkerGone: the worker died during the exchange (the stream ended or
+	// was reset). The process gets no further request; supervise logs its
+	// exit and starts its replacement.
+	WorkerGone
+)
+
+// Release returns a connection, with how its exchange ended.
+func (p *Pool) Release(c *Conn, outcome Outcome) {
 	proc := c.proc
 	p.mu.Lock()
-	if !reusable {
+	switch outcome {
+	case OutOfStep:
 		p.recycleLocked(proc, "connection out of step")
+	case TimedOut:
+		p.recycleLocked(proc, "request_timeout")
+	case WorkerGone:
+		p.condemnLocked(proc)
 	}
 	if proc.dead || proc.recycled || p.closed {
 		p.dropLocked(c)
@@ -474,18 +499,6 @@ func (p *Pool) Release(c *Conn, reusable bool) {
 	w := p.releaseLocked(c)
 	p.mu.Unlock()
 	w.deliver(c)
-}
-
-// Lost returns a connection whose worker died while it was in use (it read
-// the end of the stream, or a reset). The process gets no further request;
-// supervise logs its exit and starts its replacement.
-func (p *Pool) Lost(c *Conn) {
-	proc := c.proc
-	p.mu.Lock()
-	p.condemnLocked(proc)
-	p.dropLocked(c)
-	p.mu.Unlock()
-	c.close()
 }
 
 // dropLocked counts c's thread as no longer busy for good, for a process

@@ -58,7 +58,7 @@ func BenchmarkHelloRoundTrip(b *testing.B) {
 	ticks := cpuTicks(b, c.PID()) - before
 	// Linux reports CPU time in clock ticks of 10 ms.
 	b.ReportMetric(float64(ticks)*1e7/float64(b.N), "worker-cpu-ns/op")
-	p.Release(c, true)
+	p.Release(c, Reusable)
 }
 
 // cpuTicks is a process's user+system CPU time in clock ticks.

@@ -129,7 +129,7 @@ func TestExchange(t *testing.T) {
 		if body := readResponse(t, c); body != "Hello, world!" {
 			t.Fatalf("body %q", body)
 		}
-		p.Release(c, true)
+		p.Release(c, Reusable)
 	}
 }
 
@@ -146,7 +146,7 @@ func TestSeveralApps(t *testing.T) {
 			t.Fatal(err)
 		}
 		body := readResponse(t, c)
-		p.Release(c, true)
+		p.Release(c, Reusable)
 		if hello := body == "Hello, world!"; hello != (app == 0) {
 			t.Errorf("application %d answered %q", app, body)
 		}
@@ -198,8 +198,8 @@ func TestLeastBusyDispatch(t *testing.T) {
 	if a.PID() == b.PID() {
 		t.Errorf("two requests went to process %d while another was idle", a.PID())
 	}
-	p.Release(a, true)
-	p.Release(b, true)
+	p.Release(a, Reusable)
+	p.Release(b, Reusable)
 }
 
 func TestQueueTimeout(t *testing.T) {
@@ -215,14 +215,14 @@ func TestQueueTimeout(t *testing.T) {
 	if _, err := p.Acquire(ctx, nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("Acquire with a cancelled context: %v", err)
 	}
-	p.Release(c, true)
+	p.Release(c, Reusable)
 	// The thread went back to the pool, not to a waiter that gave up.
 	c, err := p.Acquire(context.Background(), helloRequest())
 	if err != nil {
 		t.Fatal(err)
 	}
 	readResponse(t, c)
-	p.Release(c, true)
+	p.Release(c, Reusable)
 }
 
 // TestHandOff: a request waiting for a thread is written to the worker by
@@ -232,7 +232,7 @@ func TestHandOff(t *testing.T) {
 	first, _ := p.Acquire(context.Background(), helloRequest())
 	got := acquireQueued(p, helloRequest())
 	readResponse(t, first)
-	p.Release(first, true)
+	p.Release(first, Reusable)
 	a := <-got
 	if a.err != nil {
 		t.Fatal(a.err)
@@ -241,14 +241,14 @@ func TestHandOff(t *testing.T) {
 	if body := readResponse(t, second); body != "Hello, world!" {
 		t.Errorf("handed-over request: %q", body)
 	}
-	p.Release(second, true)
+	p.Release(second, Reusable)
 }
 
 func TestRestartAfterKill(t *testing.T) {
 	p, logs := startPool(t, testConfig(t, 1, 1))
 	c, _ := p.Acquire(context.Background(), nil)
 	pid, exited := c.PID(), c.proc.exited
-	p.Release(c, true)
+	p.Release(c, Reusable)
 	syscall.Kill(pid, syscall.SIGKILL)
 	<-exited
 
@@ -265,7 +265,7 @@ func TestRestartAfterKill(t *testing.T) {
 	if body := readResponse(t, c); body != "Hello, world!" {
 		t.Errorf("after the restart: %q", body)
 	}
-	p.Release(c, true)
+	p.Release(c, Reusable)
 	if n := logs.FilterMessage("worker process exited; starting a new one").FilterField(zap.Int("pid", pid)).Len(); n != 1 {
 		t.Errorf("%d exit log entries for pid %d", n, pid)
 	}
@@ -277,7 +277,7 @@ func TestBrokenConnectionReplacesProcess(t *testing.T) {
 	p, _ := startPool(t, testConfig(t, 1, 2))
 	c, _ := p.Acquire(context.Background(), nil)
 	pid := c.PID()
-	p.Release(c, false)
+	p.Release(c, OutOfStep)
 	c, err := p.Acquire(context.Background(), helloRequest())
 	if err != nil {
 		t.Fatal(err)
@@ -286,7 +286,7 @@ func TestBrokenConnectionReplacesProcess(t *testing.T) {
 		t.Errorf("still served by process %d after an out-of-step release", pid)
 	}
 	readResponse(t, c)
-	p.Release(c, true)
+	p.Release(c, Reusable)
 }
 
 // TestClose: Close fails waiting requests and refuses new ones at once, lets
@@ -310,8 +310,8 @@ func TestClose(t *testing.T) {
 	if body := readResponse(t, busy); body != "Hello, world!" {
 		t.Errorf("request in flight during Close: %q", body)
 	}
-	p.Release(busy, true)
-	p.Release(other, true)
+	p.Release(busy, Reusable)
+	p.Release(other, Reusable)
 	if err := <-closed; err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +351,7 @@ func TestSendFailureRetries(t *testing.T) {
 	t.Cleanup(func() { close(dead.exited) })
 
 	got := acquireQueued(p, helloRequest())
-	p.Release(live, true)
+	p.Release(live, Reusable)
 	a := <-got
 	if a.err != nil {
 		t.Fatal(a.err)
@@ -362,7 +362,7 @@ func TestSendFailureRetries(t *testing.T) {
 	if body := readResponse(t, a.c); body != "Hello, world!" {
 		t.Errorf("body %q", body)
 	}
-	p.Release(a.c, true)
+	p.Release(a.c, Reusable)
 	if logs.FilterMessageSnippet("gone before it received a request").Len() != 1 {
 		t.Error("no log entry for the retry")
 	}

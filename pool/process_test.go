@@ -47,7 +47,7 @@ func ask(t *testing.T, p *Pool, path, query string) (procEnv, int) {
 		t.Fatal(err)
 	}
 	body := readResponse(t, c)
-	p.Release(c, true)
+	p.Release(c, Reusable)
 	var env procEnv
 	if err := json.Unmarshal([]byte(body), &env); err != nil {
 		t.Fatalf("%s: %v", body, err)
@@ -233,7 +233,7 @@ func TestDeadlockTimeout(t *testing.T) {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatal("the process holding the GIL was not killed")
 	}
-	p.Release(c, false)
+	p.Release(c, OutOfStep)
 	<-exited
 	entries := logs.FilterMessage("deadlock_timeout: the interpreter has not answered for 200ms; killing it").
 		FilterField(zap.Int("pid", pid))

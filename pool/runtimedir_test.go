@@ -36,7 +36,7 @@ func TestStopRemovesRuntimeDir(t *testing.T) {
 	if body := readResponse(t, busy); body != "Hello, world!" {
 		t.Errorf("request in flight during Stop: %q", body)
 	}
-	p.Release(busy, true)
+	p.Release(busy, Reusable)
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 
 // Version is the protocol version announced in the HELLO frame. A worker that
 // announces another version is refused.
-const Version = 2
+const Version = 3
 
 // HeaderSize is the size of every frame header: type, flags, two reserved zero
 // bytes and a big-endian uint32 payload length.
@@ -47,6 +47,7 @@ const (
 	Body      Type = 0x41 // request body bytes
 	BodyEnd   Type = 0x42 // request body complete; FlagTruncated if the client failed
 	BodyPause Type = 0x43 // grant exhausted; more body available on BodyMore
+	Cancel    Type = 0x44 // the client is gone: end the exchange now
 )
 
 // Flags.
@@ -67,7 +68,7 @@ var typeNames = map[Type]string{
 	Hello: "HELLO", StartupError: "STARTUP_ERROR", ResponseHead: "RESPONSE_HEAD",
 	ResponseBody: "RESPONSE_BODY", ResponseFile: "RESPONSE_FILE", ResponseEnd: "RESPONSE_END",
 	AppError: "APP_ERROR", BodyMore: "BODY_MORE", Log: "LOG", Request: "REQUEST",
-	Body: "BODY", BodyEnd: "BODY_END", BodyPause: "BODY_PAUSE",
+	Body: "BODY", BodyEnd: "BODY_END", BodyPause: "BODY_PAUSE", Cancel: "CANCEL",
 }
 
 func (t Type) String() string {

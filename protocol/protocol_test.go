@@ -534,7 +534,7 @@ func TestParseHeaderErrors(t *testing.T) {
 		{"length 2^32-1", []byte{0x11, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}},
 		{"unknown type 0x00", AppendHeader(nil, 0x00, 0, 0)},
 		{"unknown type 0x15", AppendHeader(nil, 0x15, 0, 0)},
-		{"unknown type 0x44", AppendHeader(nil, 0x44, 0, 0)},
+		{"unknown type 0x45", AppendHeader(nil, 0x45, 0, 0)},
 		{"unknown type 0xff", AppendHeader(nil, 0xff, 0, 0)},
 	} {
 		if _, _, _, err := ParseHeader(c.h); !errors.Is(err, ErrProtocol) {

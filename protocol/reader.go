@@ -97,7 +97,8 @@ func (r *Reader) fill(need int) error {
 	}
 	for r.w-r.r < need {
 		n, oobn, flags, _, err := r.src.ReadMsgUnix(r.buf[r.w:], r.oob)
-		r.w += n
+		// A read that fails, a passed deadline say, can report -1 bytes.
+		r.w += max(n, 0)
 		if oobn > 0 {
 			if perr := r.collectFDs(r.oob[:oobn]); perr != nil {
 				return perr

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // socketPair returns the reading end of a real UNIX stream socket pair, as the
@@ -241,5 +242,32 @@ func TestEndOfStreamOverSocket(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
 		})
+	}
+}
+
+// TestReaderResumesAfterDeadline: a read deadline that passes mid-frame
+// (Caddy moves it to wake a reader whose client went away) loses no byte:
+// once the deadline is moved on, the same Reader returns the frame whole.
+func TestReaderResumesAfterDeadline(t *testing.T) {
+	c, peer := socketPair(t)
+	r := NewReader(c)
+	frames := AppendFrame(AppendFrame(nil, ResponseBody, 0, []byte("first")), ResponseBody, 0, []byte("second"))
+	cut := len(frames) - 3
+	sendmsg(t, peer, frames[:cut])
+	if f, err := r.Next(); err != nil || string(f.Payload) != "first" {
+		t.Fatalf("first frame: %q, %v", f.Payload, err)
+	}
+	// Moved while the reader waits, and already passed when it reads.
+	time.AfterFunc(10*time.Millisecond, func() { c.SetReadDeadline(time.Unix(1, 0)) })
+	for range 2 {
+		if _, err := r.Next(); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("with the deadline passed: %v", err)
+		}
+	}
+	// A lost byte would make the reader wait for one more.
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	sendmsg(t, peer, frames[cut:])
+	if f, err := r.Next(); err != nil || f.Type != ResponseBody || string(f.Payload) != "second" {
+		t.Fatalf("after the deadline: %s %q, %v", f.Type, f.Payload, err)
 	}
 }

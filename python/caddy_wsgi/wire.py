@@ -3,7 +3,7 @@
 import socket
 import struct
 
-VERSION = 2
+VERSION = 3
 
 # type, flags, application index (REQUEST) or reserved (zero), payload length
 HEADER = struct.Struct('>BBHI')
@@ -27,6 +27,7 @@ REQUEST = 0x40
 BODY = 0x41
 BODY_END = 0x42
 BODY_PAUSE = 0x43
+CANCEL = 0x44
 
 FLAG_NO_BODY = 0x01     # REQUEST
 FLAG_TRUNCATED = 0x01   # BODY_END
@@ -117,8 +118,28 @@ class Connection:
         index, payload)."""
         kind, flags, app, payload = self._read()
         if kind != REQUEST:
+            if kind == CANCEL and not app:
+                # For the exchange that just ended: it crossed the last frame.
+                return self.read_request()
             raise ProtocolError('expected REQUEST, got frame 0x%02x' % kind)
         return flags, app, payload
+
+    def cancelled(self):
+        """Whether Caddy has sent CANCEL, the only frame it can send while
+        no request body is on its way; reads it if so. Does not wait, but
+        costs three system calls (the socket is non-blocking meanwhile), so
+        only streamed responses ask, and not at every chunk."""
+        self.sock.settimeout(0)
+        try:
+            waiting = self.rfile.peek(1)
+        finally:
+            self.sock.settimeout(None)
+        if not waiting:
+            return False
+        kind, flags, payload = self.read_frame()
+        if kind != CANCEL:
+            raise ProtocolError('unexpected frame 0x%02x during the response' % kind)
+        return True
 
     def _read(self):
         """The next frame as (kind, flags, bytes 2-3 of the header, payload)."""

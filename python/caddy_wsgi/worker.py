@@ -10,6 +10,7 @@ import sys
 import threading
 import traceback
 from itertools import chain
+from time import monotonic
 
 from . import wire
 
@@ -17,47 +18,61 @@ from . import wire
 # by the caller; these are the PEP 3333 ones.
 WSGI_VERSION = (1, 0)
 
+# Seconds between two looks for a CANCEL while a response streams.
+CANCEL_CHECK_INTERVAL = 0.1
+
 
 class Input:
     """wsgi.input: streams the request body, pulling it from Caddy on demand.
 
     The body arrives in grants: frames of data ended by BODY_END (no more) or
     BODY_PAUSE (more on request). Only one grant is outstanding at a time, so
-    neither side ever holds a large body in memory.
+    neither side ever holds a large body in memory. A CANCEL (the client is
+    gone) ends the body wherever it is.
     """
 
-    __slots__ = ('conn', 'buf', 'state')
+    __slots__ = ('conn', 'buf', 'state', 'asked')
 
-    DONE, GRANT, PAUSED, TRUNCATED = range(4)
+    DONE, GRANT, PAUSED, TRUNCATED, CANCELLED = range(5)
 
     def __init__(self, conn, has_body):
         self.conn = conn
         self.buf = b''
         self.state = self.GRANT if has_body else self.DONE
+        self.asked = False  # a grant was asked for: past the first window
+
+    def _next_frame(self):
+        """Read one frame of the grant in progress."""
+        kind, flags, payload = self.conn.read_frame()
+        if kind == wire.BODY:
+            self.buf = self.buf + payload if self.buf else payload
+        elif kind == wire.BODY_PAUSE:
+            self.state = self.PAUSED
+        elif kind == wire.BODY_END:
+            self.state = self.TRUNCATED if flags & wire.FLAG_TRUNCATED else self.DONE
+        elif kind == wire.CANCEL:
+            self.state = self.CANCELLED
+        else:
+            raise wire.ProtocolError('unexpected frame 0x%02x inside the request body' % kind)
 
     def _fill(self, want):
         """Add more body to the buffer. False at the end of the body."""
         if self.state == self.GRANT:
-            kind, flags, payload = self.conn.read_frame()
-            if kind == wire.BODY:
-                self.buf = self.buf + payload if self.buf else payload
-            elif kind == wire.BODY_PAUSE:
-                self.state = self.PAUSED
-            elif kind == wire.BODY_END:
-                self.state = self.TRUNCATED if flags & wire.FLAG_TRUNCATED else self.DONE
-                return self._fill(want)
-            else:
-                raise wire.ProtocolError('unexpected frame 0x%02x inside the request body' % kind)
-            return True
+            self._next_frame()
+            if self.state == self.GRANT or self.state == self.PAUSED:
+                return True
         if self.state == self.PAUSED:
             want = max(wire.BODY_CHUNK, min(want, 16 * wire.BODY_CHUNK))
             self.conn.send(wire.frame(wire.BODY_MORE, wire.BODY_MORE_SIZE.pack(want)))
             self.state = self.GRANT
+            self.asked = True
             return True
+        # Every read after a failure says so, so that a retry cannot take
+        # part of the body for all of it.
         if self.state == self.TRUNCATED:
-            # Every read says so, so that a retry cannot take part of the
-            # body for all of it.
             raise OSError('request body truncated: the client closed the connection or sent a bad body')
+        if self.state == self.CANCELLED:
+            raise OSError('request body incomplete: the client disconnected')
         return False
 
     def read(self, size=-1):
@@ -104,15 +119,26 @@ class Input:
 
     def discard(self):
         """Consume what Caddy already sent of a body the application left unread."""
-        self.buf = b''
         while self.state == self.GRANT:
-            kind, flags, payload = self.conn.read_frame()
-            if kind == wire.BODY_END:
-                self.state = self.DONE
-            elif kind == wire.BODY_PAUSE:
-                self.state = self.PAUSED
-            elif kind != wire.BODY:
-                raise wire.ProtocolError('unexpected frame 0x%02x inside the request body' % kind)
+            self.buf = b''
+            self._next_frame()
+        self.buf = b''
+
+    def cancelled(self):
+        """Whether Caddy cancelled the exchange (the client is gone), looking
+        for a CANCEL without waiting where it can be the next frame: not
+        while a grant the worker asked for is on its way, which may wait on
+        the client. The rest of the first window, which Caddy sent whole
+        with the REQUEST, is read into the buffer first."""
+        while self.state == self.GRANT and not self.asked:
+            self._next_frame()
+        if self.state == self.CANCELLED:
+            return True
+        if self.state != self.GRANT and self.conn.cancelled():
+            if self.state == self.PAUSED:
+                self.state = self.CANCELLED
+            return True
+        return False
 
 
 class LogStream:
@@ -264,14 +290,17 @@ class Request:
     """One request/response exchange; start_response and write are bound
     methods of it."""
 
-    __slots__ = ('conn', 'head', 'head_sent', 'pending', 'send_body')
+    __slots__ = ('conn', 'head', 'head_sent', 'pending', 'send_body', 'body', 'cancelled', 'next_check')
 
-    def __init__(self, conn, send_body):
+    def __init__(self, conn, send_body, body):
         self.conn = conn
         self.head = None
         self.head_sent = False
         self.pending = ()  # body frames of a list response, sent by end()
         self.send_body = send_body
+        self.body = body
+        self.cancelled = False  # Caddy sent CANCEL: the client is gone
+        self.next_check = 0.0  # when client_gone looks for a CANCEL again
 
     def start_response(self, status, headers, exc_info=None):
         if exc_info is not None:
@@ -292,7 +321,27 @@ class Request:
         return wire.frame(wire.RESPONSE_HEAD, self.head)
 
     def write(self, data):
-        """The write() callable returned by start_response: sent at once."""
+        """The write() callable returned by start_response: sent at once.
+        Once the client is gone it raises OSError, as mod_wsgi's does when
+        writing to the client fails."""
+        if self.client_gone():
+            raise OSError('failed to write the response: the client disconnected')
+        self.send_chunk(data)
+
+    def client_gone(self):
+        """Whether the client went away: then Caddy cancels the exchange.
+        Asked before each chunk of a streamed response, so that an endless
+        one stops soon after; it looks on the socket before the first chunk
+        and then at most every CANCEL_CHECK_INTERVAL, which keeps the
+        system calls off a stream of many small chunks."""
+        if not self.cancelled:
+            now = monotonic()
+            if now >= self.next_check:
+                self.next_check = now + CANCEL_CHECK_INTERVAL
+                self.cancelled = self.body.cancelled()
+        return self.cancelled
+
+    def send_chunk(self, data):
         if type(data) is not bytes:
             data = as_bytes(data)
         parts = [] if self.head_sent else [self._head_frame()]
@@ -327,11 +376,18 @@ class Request:
         for data in result:
             # PEP 3333: no head before the first non-empty chunk.
             if data:
-                self.write(data)
+                if self.client_gone():
+                    return  # the caller closes the iterable
+                self.send_chunk(data)
             elif type(data) is not bytes:
                 as_bytes(data)
 
     def end(self):
+        if self.cancelled:
+            # What the application still had goes to no one; Caddy only
+            # reads to the end of the exchange.
+            self.conn.send(wire.END_ABORTED)
+            return
         parts = [] if self.head_sent else [self._head_frame()]
         parts += self.pending
         parts.append(wire.END_COMPLETE)
@@ -393,7 +449,7 @@ class Worker:
         body = self.no_body if flags & wire.FLAG_NO_BODY else Input(self.conn, True)
         environ['wsgi.input'] = body
         environ['wsgi.errors'] = self.errors
-        request = Request(self.conn, environ['REQUEST_METHOD'] != 'HEAD')
+        request = Request(self.conn, environ['REQUEST_METHOD'] != 'HEAD', body)
         try:
             result = app(environ, request.start_response)
             try:

@@ -46,6 +46,7 @@ REQUEST = 0x40
 BODY = 0x41
 BODY_END = 0x42
 BODY_PAUSE = 0x43
+CANCEL = 0x44
 
 FLAG_NO_BODY = 0x01
 FLAG_TRUNCATED = 0x01
@@ -279,6 +280,7 @@ class Client:
         self.reader = FrameReader(sock)
         self.exit_code = None
         self.sends = []     # filled by a SpySocket on the worker's end, if any
+        self.cancelling = False
 
     def read_hello(self):
         """The HELLO (or STARTUP_ERROR) frame a worker process starts with."""
@@ -295,8 +297,15 @@ class Client:
             raise ProtocolViolation('the worker closed the connection mid-response')
         return f
 
+    def cancel(self):
+        """Send CANCEL, as exchange.go does when the client is gone (from
+        on_frame, say): the rest of the exchange is read, not checked, and
+        a BODY_MORE gets no grant."""
+        self.cancelling = True
+        self.sock.sendall(frame(CANCEL))
+
     def request(self, environ=None, body=None, chunked_window=None, truncated=False,
-                on_frame=None, empty_last_grant=False, app=0):
+                on_frame=None, empty_last_grant=False, app=0, cancel=False):
         """Send one request and collect the response.
 
         environ: CGI keys to add to or override DEFAULT_ENVIRON; values are
@@ -314,6 +323,8 @@ class Client:
         on_frame: called with each frame as it arrives, before the next one
             is read: for testing streaming.
         app: the application index the REQUEST names (header bytes 2-3).
+        cancel: send CANCEL right after the request's first write, as if the
+            client went away at once.
         """
         env = dict(DEFAULT_ENVIRON)
         env.update(environ or {})
@@ -328,6 +339,9 @@ class Client:
             out += self._body_frames(window)
             paused = bool(rest) or (empty_last_grant and chunked_window is not None and len(body) == chunked_window)
             out.append(frame(BODY_PAUSE) if paused else frame(BODY_END, flags=FLAG_TRUNCATED if truncated else 0))
+        if cancel:
+            out.append(frame(CANCEL))
+        self.cancelling = cancel
         sends = self.sends
         del sends[:]
         self.sock.sendall(b''.join(out))
@@ -355,7 +369,7 @@ class Client:
                     raise ProtocolViolation('RESPONSE_FILE before RESPONSE_HEAD')
                 resp.body += f.file_data
             elif f.kind == RESPONSE_END:
-                if resp.status is None:
+                if resp.status is None and not self.cancelling:
                     raise ProtocolViolation('RESPONSE_END before RESPONSE_HEAD')
                 resp.aborted = bool(f.flags & FLAG_ABORTED)
                 break
@@ -375,6 +389,8 @@ class Client:
                 # (BODY_PAUSE sent and not yet answered): one grant at a time.
                 if not paused:
                     raise ProtocolViolation('BODY_MORE while no request body is paused')
+                if self.cancelling:
+                    continue
                 grant, rest = rest[:max(want, 1)], rest[max(want, 1):]
                 out = self._body_frames(grant)
                 paused = bool(rest) or (empty_last_grant and bool(grant))

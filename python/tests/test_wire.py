@@ -19,7 +19,7 @@ VECTORS = json.loads((ROOT / 'protocol' / 'testdata' / 'vectors.json').read_text
 BY_NAME = {v['name']: v for v in VECTORS['vectors']}
 CODES = {name: getattr(wire, name) for name in (
     'HELLO', 'STARTUP_ERROR', 'RESPONSE_HEAD', 'RESPONSE_BODY', 'RESPONSE_FILE', 'RESPONSE_END', 'APP_ERROR',
-    'BODY_MORE', 'LOG', 'REQUEST', 'BODY', 'BODY_END', 'BODY_PAUSE')}
+    'BODY_MORE', 'LOG', 'REQUEST', 'BODY', 'BODY_END', 'BODY_PAUSE', 'CANCEL')}
 
 
 def vector_bytes(name):
@@ -54,7 +54,7 @@ def payload_of(f):
 
 
 def test_constants():
-    assert wire.VERSION == VECTORS['protocol_version'] == 2
+    assert wire.VERSION == VECTORS['protocol_version'] == 3
     assert wire.HEADER_SIZE == 8
     assert wire.MAX_PAYLOAD == 16 * 1024 * 1024
     assert wire.BODY_CHUNK == 64 * 1024
@@ -546,7 +546,7 @@ def test_process_hello_on_every_connection_and_shutdown(tmp_path):
             kind, flags, payload = wire.Connection(sock).read_frame()
             assert (kind, flags) == (wire.HELLO, 0)
             hello = wire.decode_pairs(payload)
-            assert hello['protocol'] == '2'
+            assert hello['protocol'] == '3'
             assert hello['pid'] == str(proc.pid)
         socks[1].sendall(vector_bytes('request_get_no_body'))
         expected = vector_bytes('response_hello_world')
@@ -581,7 +581,8 @@ POST_REQUEST = bytes.fromhex(BY_NAME['request_post_small_body']['frames'][0]['he
     (bytes.fromhex('4300000000000000'), 'expected REQUEST, got frame 0x43'),
     (vector_bytes('request_get_no_body')[:20], 'connection closed inside a frame of type 0x40'),
     (vector_bytes('request_second_app'), 'REQUEST for application 1; applications in this worker: 1'),
-], ids=['unknown-type', 'reserved-in-body', 'out-of-order', 'truncated', 'no-such-app'])
+    (bytes.fromhex('4400000100000000'), 'expected REQUEST, got frame 0x44'),
+], ids=['unknown-type', 'reserved-in-body', 'out-of-order', 'truncated', 'no-such-app', 'cancel-reserved'])
 def test_process_protocol_violation_exits_70(tmp_path, bad, message):
     proc, socks = spawn(tmp_path, APP, nfds=2)
     try:
@@ -675,4 +676,4 @@ def test_hello_with_non_latin1_executable(monkeypatch):
     main.hello(Conn())
     kind, _, _, size = wire.HEADER.unpack(sent[0][:wire.HEADER_SIZE])
     assert kind == wire.HELLO
-    assert wire.decode_pairs(sent[0][wire.HEADER_SIZE:])['protocol'] == '2'
+    assert wire.decode_pairs(sent[0][wire.HEADER_SIZE:])['protocol'] == '3'

@@ -10,8 +10,8 @@ from wsgiref.validate import validator
 
 import pytest
 
-from caddy_wsgi import worker
-from fakecaddy import (BODY, BODY_CHUNK, BODY_END, DEFAULT_ENVIRON, FLAG_NO_BODY, LEVEL_ERROR,  # noqa: F401 (fixtures)
+from caddy_wsgi import wire, worker
+from fakecaddy import (BODY, BODY_CHUNK, BODY_END, CANCEL, DEFAULT_ENVIRON, FLAG_NO_BODY, LEVEL_ERROR,  # noqa: F401 (fixtures)
                        LEVEL_INFO, REQUEST, TIMEOUT, encode_pairs, frame, make_base_environ, make_caddy, os_trap)
 
 KiB = 1024
@@ -1305,3 +1305,152 @@ def test_worker_exits_on_reserved_bytes_in_body_frame(serve, capfd):
     caddy.thread.join(TIMEOUT)
     assert caddy.exit_code == 70
     assert 'frame 0x41: reserved header bytes are 0x0001, not zero' in capfd.readouterr().err
+
+
+# ---------------------------------------------------------------- cancel
+
+class Endless:
+    """A streamed response that would go on and on (server-sent events, a
+    log tail): counts the chunks it produced and its close() calls."""
+
+    def __init__(self, limit=100000):
+        self.limit = limit
+        self.produced = 0
+        self.closed = 0
+
+    def __iter__(self):
+        while self.produced < self.limit:
+            self.produced += 1
+            yield b'data: tick\n\n'
+
+    def close(self):
+        self.closed += 1
+
+
+def streams(body):
+    def app(environ, start_response):
+        start_response('200 OK', [('Content-Type', 'text/event-stream')])
+        return body
+    return app
+
+
+@pytest.fixture
+def check_every_chunk(monkeypatch):
+    """Look for a CANCEL before every chunk, not every 0.1 s: a fast stream
+    stops at the chunk after it arrived."""
+    monkeypatch.setattr(worker, 'CANCEL_CHECK_INTERVAL', 0)
+
+
+def cancel_after_first_chunk(caddy):
+    def on_frame(f):
+        if f.name == 'BODY' and not caddy.cancelling:
+            caddy.cancel()
+    return on_frame
+
+
+def test_cancel_closes_a_streamed_iterable(serve, check_every_chunk):
+    body = Endless()
+    caddy = serve(streams(body))
+    resp = caddy.request(on_frame=cancel_after_first_chunk(caddy))
+    assert resp.status == '200 OK' and resp.aborted
+    assert body.closed == 1
+    assert body.produced < body.limit
+    assert_serves(caddy)
+
+
+def test_cancel_makes_write_raise(serve, check_every_chunk):
+    store = {}
+
+    def app(environ, start_response):
+        write = start_response('200 OK', [('Content-Type', 'text/event-stream')])
+        try:
+            for _ in range(100000):
+                write(b'data: tick\n\n')
+        except OSError as exc:
+            store['error'] = exc
+        return []
+
+    caddy = serve(app)
+    resp = caddy.request(on_frame=cancel_after_first_chunk(caddy))
+    assert resp.aborted
+    assert str(store['error']) == 'failed to write the response: the client disconnected'
+    assert_serves(caddy)
+
+
+def test_cancel_before_the_first_chunk(serve):
+    # A long poll: the client went away before there was anything to send.
+    # The application learns it at its first chunk, which goes nowhere.
+    body = Endless()
+    caddy = serve(streams(body))
+    resp = caddy.request(cancel=True)
+    assert resp.kinds == ['END'] and resp.aborted
+    assert (body.produced, body.closed) == (1, 1)
+    assert_serves(caddy)
+
+
+def test_cancel_behind_an_unread_body(serve):
+    # The application has not read the body: the rest of the first window
+    # is read for it, to find the CANCEL behind it, and stays readable.
+    body = Endless()
+    store = {}
+
+    def app(environ, start_response):
+        body.close = lambda: store.setdefault('read', environ['wsgi.input'].read(5))
+        return streams(body)(environ, start_response)
+
+    caddy = serve(app)
+    resp = caddy.request(body=b'x' * (BODY_CHUNK + 1), chunked_window=BODY_CHUNK, cancel=True)
+    assert resp.kinds == ['END'] and resp.aborted
+    assert body.produced == 1
+    assert store['read'] == b'xxxxx'
+    assert_serves(caddy)
+
+
+def test_cancel_while_reading_the_body(serve):
+    # CANCEL comes in place of the grant asked for: the read fails as for a
+    # truncated body, and every later read too.
+    errors = []
+
+    def app(environ, start_response):
+        for _ in range(2):
+            try:
+                environ['wsgi.input'].read()
+            except OSError as exc:
+                errors.append(str(exc))
+        start_response('200 OK', [])
+        return [b'for no one']
+
+    caddy = serve(app)
+
+    def on_frame(f):
+        if f.name == 'BODY_MORE':
+            caddy.cancel()
+    resp = caddy.request(body=b'x' * 3 * BODY_CHUNK, chunked_window=BODY_CHUNK, on_frame=on_frame)
+    assert resp.body_more and not resp.aborted
+    assert errors == ['request body incomplete: the client disconnected'] * 2
+    assert_serves(caddy)
+
+
+def test_stale_cancel_is_skipped(serve):
+    # Caddy sent CANCEL as the worker sent RESPONSE_END: it arrives where
+    # the next REQUEST is expected, and belongs to no exchange.
+    caddy = serve(ok())
+    assert caddy.request().body == b'ok'
+    caddy.sock.sendall(frame(CANCEL))
+    assert_serves(caddy)
+    assert caddy.exit_code is None
+
+
+def test_only_streamed_responses_look_for_cancel(serve, monkeypatch):
+    # The look costs system calls: a list response makes none, a stream one
+    # before its first chunk and then one every CANCEL_CHECK_INTERVAL.
+    looks = []
+    real = wire.Connection.cancelled
+    monkeypatch.setattr(wire.Connection, 'cancelled', lambda conn: looks.append(1) or real(conn))
+    monkeypatch.setattr(worker, 'CANCEL_CHECK_INTERVAL', 60)
+    caddy = serve(ok())
+    caddy.request()
+    assert looks == []
+    caddy = serve(streams(Endless(limit=3)))
+    assert caddy.request().body == b'data: tick\n\n' * 3
+    assert looks == [1]
