@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -94,25 +93,11 @@ func (l *logLines) countLocked(parts []string) int {
 // waitLogCount waits until n of Caddy's log lines contain every one of parts.
 func waitLogCount(t *testing.T, c *caddy, n int, parts ...string) {
 	t.Helper()
-	const timeout = 20 * time.Second
-	deadline := time.Now().Add(timeout)
-	l := c.Log
-	timer := time.AfterFunc(timeout, func() {
-		l.mu.Lock()
-		l.cond.Broadcast()
-		l.mu.Unlock()
-	})
-	defer timer.Stop()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for {
-		count := l.countLocked(parts)
-		if count >= n {
-			return
-		}
-		if l.closed || time.Now().After(deadline) {
-			t.Fatalf("%d log lines with %q, want %d; the log:\n%s", count, parts, n, strings.Join(l.lines, "\n"))
-		}
-		l.cond.Wait()
+	count := 0
+	if !c.Log.waitUntil(20*time.Second, func() bool {
+		count = c.Log.countLocked(parts)
+		return count >= n
+	}) {
+		t.Fatalf("%d log lines with %q, want %d; the log:\n%s", count, parts, n, c.Log)
 	}
 }

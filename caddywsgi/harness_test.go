@@ -359,6 +359,24 @@ func (l *logLines) close() {
 // waiting up to timeout for it to be written.
 func (l *logLines) wait(want string, timeout time.Duration) (string, bool) {
 	parts := strings.Split(want, "\x00")
+	found := ""
+	seen := 0
+	ok := l.waitUntil(timeout, func() bool {
+		for ; seen < len(l.lines); seen++ {
+			if containsAll(l.lines[seen], parts) {
+				found = l.lines[seen]
+				return true
+			}
+		}
+		return false
+	})
+	return found, ok
+}
+
+// waitUntil calls done, with l.mu held, each time a line is written, until
+// it returns true, the log closes or timeout passes; it reports whether done
+// returned true.
+func (l *logLines) waitUntil(timeout time.Duration, done func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	timer := time.AfterFunc(timeout, func() {
 		l.mu.Lock()
@@ -368,14 +386,12 @@ func (l *logLines) wait(want string, timeout time.Duration) (string, bool) {
 	defer timer.Stop()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for seen := 0; ; {
-		for ; seen < len(l.lines); seen++ {
-			if containsAll(l.lines[seen], parts) {
-				return l.lines[seen], true
-			}
+	for {
+		if done() {
+			return true
 		}
 		if l.closed || time.Now().After(deadline) {
-			return "", false
+			return false
 		}
 		l.cond.Wait()
 	}
