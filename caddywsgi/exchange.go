@@ -115,18 +115,27 @@ func putLength(frames []byte, n int) {
 }
 
 // readFirstWindow reads the first window of the body into buf: all of it if
-// it fits. rest reports that the body goes on beyond what was read.
+// it fits. rest reports that the body goes on beyond what was read. A body
+// without a length ends only where the body reader says io.EOF, which for a
+// chunked body means its last chunk arrived: a client that stops sending
+// before it gives io.ErrUnexpectedEOF, which io.ReadFull also returns for a
+// short body that ended properly, so it cannot tell the two apart.
 func readFirstWindow(r *http.Request, buf []byte) (body []byte, rest bool, err error) {
-	want := int64(len(buf))
+	want := len(buf)
 	if r.ContentLength > 0 {
-		want = min(r.ContentLength, protocol.BodyChunk)
+		want = int(min(r.ContentLength, protocol.BodyChunk))
 	}
-	n, err := io.ReadFull(r.Body, buf[:want])
+	n := 0
+	for n < want && err == nil {
+		var m int
+		m, err = r.Body.Read(buf[n:want])
+		n += m
+	}
 	switch {
-	case err == nil:
-		return buf[:n], r.ContentLength < 0 || r.ContentLength > want, nil
-	case r.ContentLength < 0 && (err == io.EOF || err == io.ErrUnexpectedEOF):
+	case r.ContentLength < 0 && err == io.EOF:
 		return buf[:n], false, nil
+	case n == want:
+		return buf[:n], r.ContentLength < 0 || r.ContentLength > int64(want), nil
 	}
 	var maxErr *http.MaxBytesError
 	if errors.As(err, &maxErr) {
