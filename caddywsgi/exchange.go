@@ -91,7 +91,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	p, c, err := h.acquire(r.Context(), frames)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
-			return caddyhttp.Error(499, err) // the client went away while queued
+			h.clientGone(w, r)
 		}
 		// Overloaded, or restarting: worth trying again shortly.
 		w.Header().Set("Retry-After", "1")
@@ -103,6 +103,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		c.SetReadDeadline(time.Now().Add(h.requestTimeout))
 	}
 	return ex.relay()
+}
+
+// clientGone ends a request whose client went away before a worker thread
+// took it, as far as Caddy can tell: it closed, or half-closed, its
+// connection. Nothing is written to it: a status, even the 499 of Caddy's
+// reverse_proxy, would still reach a client that only half-closed. The 499
+// is for the access log, which records the status without it being sent, as
+// the handler then aborts before net/http writes the head.
+func (h *Handler) clientGone(w http.ResponseWriter, r *http.Request) {
+	h.logger.Debug("the client went away while its request waited for a worker thread; nothing is sent",
+		zap.String("method", r.Method), zap.String("uri", r.RequestURI))
+	w.WriteHeader(499)
+	panic(http.ErrAbortHandler)
 }
 
 func hasBody(r *http.Request) bool {
