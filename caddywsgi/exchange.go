@@ -92,6 +92,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			h.clientGone(w, r)
+			panic(http.ErrAbortHandler)
 		}
 		// Overloaded, or restarting: worth trying again shortly.
 		w.Header().Set("Retry-After", "1")
@@ -105,17 +106,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return ex.relay()
 }
 
-// clientGone ends a request whose client went away before a worker thread
-// took it, as far as Caddy can tell: it closed, or half-closed, its
-// connection. Nothing is written to it: a status, even the 499 of Caddy's
-// reverse_proxy, would still reach a client that only half-closed. The 499
-// is for the access log, which records the status without it being sent, as
-// the handler then aborts before net/http writes the head.
+// clientGone records a request whose client went away before a worker
+// thread took it, as far as Caddy can tell: it closed, or half-closed, its
+// connection. The handler then aborts, so that nothing is written to it: a
+// status, even the 499 of Caddy's reverse_proxy, would still reach a client
+// that only half-closed. The 499 is for the access log, which records the
+// status without it being sent: net/http writes the head only with the
+// first body bytes or when the handler returns, and it does neither.
 func (h *Handler) clientGone(w http.ResponseWriter, r *http.Request) {
 	h.logger.Debug("the client went away while its request waited for a worker thread; nothing is sent",
 		zap.String("method", r.Method), zap.String("uri", r.RequestURI))
 	w.WriteHeader(499)
-	panic(http.ErrAbortHandler)
 }
 
 func hasBody(r *http.Request) bool {
