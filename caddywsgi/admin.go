@@ -29,7 +29,8 @@ func adminTCPAddress(ctx caddy.Context) string {
 			listen = l
 		}
 	}
-	addr, err := caddy.ParseNetworkAddress(listen)
+	// Placeholders ({env.*}) are replaced as Caddy does for the listener.
+	addr, err := caddy.ParseNetworkAddress(caddy.NewReplacer().ReplaceAll(listen, ""))
 	if err != nil || addr.IsUnixNetwork() || addr.IsFdNetwork() {
 		return ""
 	}
