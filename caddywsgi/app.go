@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -33,6 +34,7 @@ type App struct {
 	runs     map[*DaemonGroup]*groupRun
 	implicit map[string]int // handlers' own groups, by name: how many want it
 	logger   *zap.Logger
+	admin    string // the config's admin endpoint, if on TCP
 }
 
 // groupRun is a daemon group's pool in one configuration.
@@ -56,6 +58,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.runs = make(map[*DaemonGroup]*groupRun)
 	a.implicit = make(map[string]int)
+	a.admin = adminTCPAddress(ctx)
 	return nil
 }
 
@@ -98,6 +101,14 @@ func (a *App) register(name string, g *DaemonGroup, app pool.App) (*groupRun, ui
 // application cannot load, so that `caddy run` reports a broken application
 // instead of serving errors.
 func (a *App) Start() error {
+	if a.admin != "" && len(a.runs) > 0 && os.Geteuid() == 0 {
+		// Workers can run as any user, root included, and the admin API
+		// takes any config from whoever can connect to it.
+		a.logger.Warn("the admin endpoint listens on TCP, where any local user can load a config whose workers run Python as root; "+
+			"put it on a unix socket, which only Caddy's user can use, with the global option `admin unix//run/caddy/admin.sock` "+
+			"(in an existing directory), or turn it off with `admin off`",
+			zap.String("admin", a.admin))
+	}
 	var err error
 	for _, run := range a.runs {
 		if err == nil {

@@ -91,7 +91,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	p, c, err := h.acquire(r.Context(), frames)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
-			return caddyhttp.Error(499, err) // the client went away while queued
+			h.clientGone(w, r)
+			panic(http.ErrAbortHandler)
 		}
 		// Overloaded, or restarting: worth trying again shortly.
 		w.Header().Set("Retry-After", "1")
@@ -107,6 +108,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return ex.relay()
 }
 
+// clientGone records a request whose client went away before a worker
+// thread took it, as far as Caddy can tell: it closed, or half-closed, its
+// connection. The handler then aborts, so that nothing is written to it: a
+// status, even the 499 of Caddy's reverse_proxy, would still reach a client
+// that only half-closed. The 499 is for the access log, which records the
+// status without it being sent: net/http writes the head only with the
+// first body bytes or when the handler returns, and it does neither.
+func (h *Handler) clientGone(w http.ResponseWriter, r *http.Request) {
+	h.logger.Debug("the client went away while its request waited for a worker thread; nothing is sent",
+		zap.String("method", r.Method), zap.String("uri", r.RequestURI))
+	w.WriteHeader(499)
+}
+
 func hasBody(r *http.Request) bool {
 	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
 }
@@ -117,18 +131,27 @@ func putLength(frames []byte, n int) {
 }
 
 // readFirstWindow reads the first window of the body into buf: all of it if
-// it fits. rest reports that the body goes on beyond what was read.
+// it fits. rest reports that the body goes on beyond what was read. A body
+// without a length ends only where the body reader says io.EOF, which for a
+// chunked body means its last chunk arrived: a client that stops sending
+// before it gives io.ErrUnexpectedEOF, which io.ReadFull also returns for a
+// short body that ended properly, so it cannot tell the two apart.
 func readFirstWindow(r *http.Request, buf []byte) (body []byte, rest bool, err error) {
-	want := int64(len(buf))
+	want := len(buf)
 	if r.ContentLength > 0 {
-		want = min(r.ContentLength, protocol.BodyChunk)
+		want = int(min(r.ContentLength, protocol.BodyChunk))
 	}
-	n, err := io.ReadFull(r.Body, buf[:want])
+	n := 0
+	for n < want && err == nil {
+		var m int
+		m, err = r.Body.Read(buf[n:want])
+		n += m
+	}
 	switch {
-	case err == nil:
-		return buf[:n], r.ContentLength < 0 || r.ContentLength > want, nil
-	case r.ContentLength < 0 && (err == io.EOF || err == io.ErrUnexpectedEOF):
+	case r.ContentLength < 0 && err == io.EOF:
 		return buf[:n], false, nil
+	case n == want:
+		return buf[:n], r.ContentLength < 0 || r.ContentLength > int64(want), nil
 	}
 	var maxErr *http.MaxBytesError
 	if errors.As(err, &maxErr) {
