@@ -568,7 +568,8 @@ func (p *Pool) Stop() error {
 // within GracefulTimeout, then closes every connection (a worker exits when
 // its connections close), kills processes still running after
 // ShutdownTimeout, and returns once every process and goroutine of the pool
-// has ended.
+// has ended, but for those logging the output of a worker's grandchildren
+// that outlive it.
 func (p *Pool) Close() error {
 	err := p.Stop()
 	p.mu.Lock()
@@ -595,6 +596,15 @@ func (p *Pool) Close() error {
 			p.log.Warn("worker process did not exit after its connections closed; killing it", zap.Int("pid", proc.pid))
 			proc.kill()
 			<-proc.exited
+		}
+	}
+	// A process's output ends with it, unless a grandchild holds its pipes:
+	// that one's output is then logged for as long as it runs.
+	output := time.Now().Add(outputGrace)
+	for _, proc := range procs {
+		select {
+		case <-proc.outputDone:
+		case <-time.After(time.Until(output)):
 		}
 	}
 	p.wg.Wait()

@@ -257,17 +257,17 @@ type fork struct {
 // goroutine forked from: its workers would be killed with Caddy alive.
 // One goroutine locked to its thread for good does every fork.
 func startWorker(cmd *exec.Cmd) error {
-	forkThread.Do(func() {
-		go func() {
-			runtime.LockOSThread() // never unlocked: the thread never exits
-			for f := range forks {
-				f.done <- startInheritingNothing(f.cmd)
-			}
-		}()
-	})
+	forkThread.Do(func() { go forkLoop() })
 	f := fork{cmd, make(chan error, 1)}
 	forks <- f
 	return <-f.done
+}
+
+func forkLoop() {
+	runtime.LockOSThread() // never unlocked: the thread never exits
+	for f := range forks {
+		f.done <- startInheritingNothing(f.cmd)
+	}
 }
 
 // startInheritingNothing starts cmd, which gets the descriptors it is given
@@ -434,9 +434,9 @@ func (proc *process) handshake(timeout time.Duration) error {
 // was.
 const maxLogLine = 64 << 10
 
-// outputGrace is how long a start-up failure waits for the worker's last
-// output once it has exited: the output is in the pipes already, unless a
-// grandchild of the worker holds them open.
+// outputGrace is how long a start-up failure or Close waits for the end of
+// a worker's output once it has exited: what it wrote is in the pipes
+// already, but a grandchild of the worker may hold them open.
 const outputGrace = time.Second
 
 // relay logs what the process writes to stdout or stderr outside a request:

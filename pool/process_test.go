@@ -283,8 +283,15 @@ func TestWorkerOutlivesForkingThread(t *testing.T) {
 		err    error
 	}
 	ch := make(chan started)
-	go func() {
+	var start func()
+	start = func() {
 		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		if unix.Gettid() == os.Getpid() {
+			// Go parks the main thread for good rather than end it: try
+			// another.
+			go start()
+			return
+		}
 		thread, err := unix.PidfdOpen(unix.Gettid(), unix.PIDFD_THREAD)
 		if err != nil {
 			ch <- started{err: fmt.Errorf("a pidfd of a thread needs Linux 6.9: %w", err)}
@@ -292,7 +299,8 @@ func TestWorkerOutlivesForkingThread(t *testing.T) {
 		}
 		proc, err := p.spawn()
 		ch <- started{proc, thread, err}
-	}()
+	}
+	go start()
 	s := <-ch
 	if s.err != nil {
 		t.Fatal(s.err)
