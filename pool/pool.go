@@ -598,15 +598,6 @@ func (p *Pool) Close() error {
 			<-proc.exited
 		}
 	}
-	// A process's output ends with it, unless a grandchild holds its pipes:
-	// that one's output is then logged for as long as it runs.
-	output := time.Now().Add(outputGrace)
-	for _, proc := range procs {
-		select {
-		case <-proc.outputDone:
-		case <-time.After(time.Until(output)):
-		}
-	}
 	p.wg.Wait()
 	return err
 }

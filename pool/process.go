@@ -31,12 +31,10 @@ type process struct {
 	pid     int
 	started time.Time
 	conns   []*Conn
-	exited  chan struct{} // closed when the process has been reaped
-	output  *tailBuffer   // the last lines the process wrote, for error reports
-	// outputDone is closed when stdout and stderr have been read to their
-	// end, which may be long after exited: a grandchild of the worker can
-	// hold them.
-	outputDone chan struct{}
+	// exited is closed when the process has been reaped and its last output
+	// logged (see outputGrace).
+	exited chan struct{}
+	output *tailBuffer // the last lines the process wrote, for error reports
 
 	// Guarded by pool.mu.
 	idle []*Conn
@@ -77,7 +75,7 @@ func (c *Conn) PID() int { return c.proc.pid }
 // spawn starts a process and waits for its HELLO on every connection.
 func (p *Pool) spawn() (*process, error) {
 	cfg := p.cfg
-	proc := &process{pool: p, exited: make(chan struct{}), output: &tailBuffer{max: 40}, outputDone: make(chan struct{})}
+	proc := &process{pool: p, exited: make(chan struct{}), output: &tailBuffer{max: 40}}
 	// The worker's stdout and stderr: pipes of our own, as cmd.StdoutPipe's
 	// are closed by cmd.Wait, which returns when the process exits: what it
 	// wrote last must still be read.
@@ -178,9 +176,10 @@ func (p *Pool) spawn() (*process, error) {
 	pipes.Add(2)
 	go proc.relay(outputs[0], logger, zap.InfoLevel, &pipes)
 	go proc.relay(outputs[1], logger, zap.ErrorLevel, &pipes)
+	outputDone := make(chan struct{})
 	go func() {
 		pipes.Wait()
-		close(proc.outputDone)
+		close(outputDone)
 	}()
 	go func() {
 		// The process's own exit, not the end of its pipes or sockets,
@@ -191,6 +190,10 @@ func (p *Pool) spawn() (*process, error) {
 		if control != nil {
 			control.Close()
 		}
+		select {
+		case <-outputDone:
+		case <-time.After(outputGrace):
+		}
 		close(proc.exited)
 	}()
 
@@ -198,10 +201,6 @@ func (p *Pool) spawn() (*process, error) {
 		proc.kill()
 		<-proc.exited
 		proc.closeConns()
-		select {
-		case <-proc.outputDone:
-		case <-time.After(outputGrace):
-		}
 		if tail := proc.output.String(); tail != "" && !errors.Is(err, errStartup) {
 			err = fmt.Errorf("%w; the worker's last output:\n%s", err, tail)
 		}
@@ -434,10 +433,12 @@ func (proc *process) handshake(timeout time.Duration) error {
 // was.
 const maxLogLine = 64 << 10
 
-// outputGrace is how long a start-up failure or Close waits for the end of
-// a worker's output once it has exited: what it wrote is in the pipes
-// already, but a grandchild of the worker may hold them open.
-const outputGrace = time.Second
+// outputGrace bounds the wait for the end of a worker's output once it has
+// exited, so that its last words (a traceback, a fatal error) are logged
+// before its exit and reach start-up error reports. What it wrote is in the
+// pipes already, and they end with it unless a grandchild of the worker
+// holds them: that one's output is logged for as long as it runs.
+const outputGrace = 100 * time.Millisecond
 
 // relay logs what the process writes to stdout or stderr outside a request:
 // import-time output, background threads, crashes of the interpreter itself.
