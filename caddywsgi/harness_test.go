@@ -134,8 +134,9 @@ func launch(t testing.TB, globals, site string, root bool) (*caddy, error) {
 	return launchEnv(t, globals, site, nil, root)
 }
 
-// launchEnv is launch with env added to Caddy's environment.
-func launchEnv(t testing.TB, globals, site string, env []string, root bool) (*caddy, error) {
+// launchEnv is launch with env added to Caddy's environment, and files
+// inherited by Caddy as descriptors 3 on (os/exec's ExtraFiles).
+func launchEnv(t testing.TB, globals, site string, env []string, root bool, files ...*os.File) (*caddy, error) {
 	dir := caddyDir(t)
 	httpPort, httpsPort := freePort(t), freePort(t)
 	placeholders := strings.NewReplacer("{apps}", appsDir(t), "{python}", python(), "{tmp}", dir,
@@ -157,19 +158,20 @@ func launchEnv(t testing.TB, globals, site string, env []string, root bool) (*ca
 	if err := os.WriteFile(file, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := runCaddyfile(t, file, "", env, root)
+	c, err := runCaddyfile(t, file, "", env, root, files...)
 	c.HTTPPort, c.HTTPSPort = httpPort, httpsPort
 	return c, err
 }
 
 // runCaddyfile runs `caddy run` on a Caddyfile, in workDir if not empty, and
-// waits until it serves.
-func runCaddyfile(t testing.TB, file, workDir string, env []string, root bool) (*caddy, error) {
+// waits until it serves. Caddy inherits files as descriptors 3 on.
+func runCaddyfile(t testing.TB, file, workDir string, env []string, root bool, files ...*os.File) (*caddy, error) {
 	dir := caddyDir(t)
 	c := &caddy{t: t, Log: newLogLines(), exited: make(chan struct{}), dataDir: dir}
 	c.cmd = caddyCommand(dir, root, "run", "--config", file, "--adapter", "caddyfile")
 	c.cmd.Dir = workDir
 	c.cmd.Env = append(c.cmd.Env, env...)
+	c.cmd.ExtraFiles = files
 	c.cmd.Stdout = c.Log
 	c.cmd.Stderr = c.Log
 	if err := c.cmd.Start(); err != nil {

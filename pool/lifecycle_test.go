@@ -609,14 +609,87 @@ func TestCloseWhileRecycling(t *testing.T) {
 }
 
 // poolGoroutines are the stacks of the goroutines running the pool's code,
-// tests apart.
+// tests and the forking thread (which lives as long as the program) apart.
 func poolGoroutines() []string {
 	buf := make([]byte, 1<<20)
 	var found []string
 	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-		if strings.Contains(g, "caddy-wsgi/pool.") && !strings.Contains(g, "caddy-wsgi/pool.Test") {
+		if strings.Contains(g, "caddy-wsgi/pool.") && !strings.Contains(g, "caddy-wsgi/pool.Test") &&
+			!strings.Contains(g, "caddy-wsgi/pool.forkLoop") {
 			found = append(found, g)
 		}
 	}
 	return found
+}
+
+// TestRestartBackOff: a process that dies before it has served a request is
+// restarted after a back-off, so that an application that dies as soon as
+// it has loaded is not restarted in a busy loop; one that crashes serving
+// is replaced at once, so that a group whose requests sometimes crash their
+// process keeps its processes.
+func TestRestartBackOff(t *testing.T) {
+	p, logs := startWatchedPool(t, lifecycleConfig(t, 1, 1))
+	first := onlyProcess(t, p)
+
+	syscall.Kill(first.pid, syscall.SIGKILL)
+	exit := logs.waitFor(t, "worker process exited; starting a new one", first.pid)
+	second := restartedAfter(t, p, logs, first.pid)
+	if wait := second.started.Sub(exit.Time); wait < time.Second {
+		t.Errorf("a process that served nothing was restarted %s after its exit, want the 1s back-off", wait)
+	}
+
+	mustGet(t, p, "/")
+	c, err := p.Acquire(context.Background(), requestFrame(0, "/crash", "", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := response(c); err == nil {
+		t.Fatal("/crash answered")
+	}
+	p.Lost(c)
+	exit = logs.waitFor(t, "worker process exited; starting a new one", second.pid)
+	third := restartedAfter(t, p, logs, second.pid)
+	ready := logs.waitFor(t, "worker process restarted", third.pid)
+	t.Logf("replaced %s after the crash, serving %s after", third.started.Sub(exit.Time), ready.Time.Sub(exit.Time))
+	if wait := third.started.Sub(exit.Time); wait > 250*time.Millisecond {
+		t.Errorf("a process that crashed serving was replaced %s after its exit, want at once", wait)
+	}
+	if pid := mustGet(t, p, "/"); pid != third.pid {
+		t.Errorf("served by %d, want the replacement %d", pid, third.pid)
+	}
+}
+
+// onlyProcess is the process in service of a pool of one.
+func onlyProcess(t *testing.T, p *Pool) *process {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.procs[0] == nil {
+		t.Fatal("no process in service")
+	}
+	return p.procs[0]
+}
+
+// restartedAfter waits for the process that replaces pid.
+func restartedAfter(t *testing.T, p *Pool, logs *testLogs, pid int) *process {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		for _, e := range logs.FilterMessage("worker process restarted").FilterField(zap.Int("replaces", pid)).All() {
+			next := int(e.ContextMap()["pid"].(int64))
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			for proc := range p.all {
+				if proc.pid == next {
+					return proc
+				}
+			}
+			t.Fatalf("the replacement %d of %d has exited", next, pid)
+		}
+		select {
+		case <-logs.logged:
+		case <-timeout:
+			t.Fatalf("%d was not replaced", pid)
+		}
+	}
 }

@@ -343,7 +343,7 @@ func (p *Pool) supervise(slot int, proc *process) {
 	if inService {
 		p.procs[slot] = nil
 	}
-	closed := p.closed
+	closed, served := p.closed, proc.requests > 0
 	p.mu.Unlock()
 	proc.closeConns()
 	if closed {
@@ -357,10 +357,12 @@ func (p *Pool) supervise(slot int, proc *process) {
 	p.log.Error("worker process exited; starting a new one", zap.Int("pid", proc.pid), zap.String("status", status),
 		zap.Duration("uptime", time.Since(proc.started)))
 
-	// Back off while processes die young, so that a crash at import time does
-	// not become a busy loop.
+	// Back off while processes die young without serving, so that an
+	// application that dies as soon as it has loaded does not become a busy
+	// loop (refill backs off for one that does not load). One that crashed
+	// serving is replaced at once: its requests set the pace.
 	delay := time.Duration(0)
-	if time.Since(proc.started) < 10*time.Second {
+	if !served && time.Since(proc.started) < 10*time.Second {
 		delay = time.Second
 	}
 	p.refill(slot, proc, delay)
@@ -579,7 +581,8 @@ func (p *Pool) Stop() error {
 // within GracefulTimeout, then closes every connection (a worker exits when
 // its connections close), kills processes still running after
 // ShutdownTimeout, and returns once every process and goroutine of the pool
-// has ended.
+// has ended, but for those logging the output of a worker's grandchildren
+// that outlive it.
 func (p *Pool) Close() error {
 	err := p.Stop()
 	p.mu.Lock()

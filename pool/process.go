@@ -2,13 +2,14 @@ package pool
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,8 +31,10 @@ type process struct {
 	pid     int
 	started time.Time
 	conns   []*Conn
-	exited  chan struct{} // closed when the process has been reaped
-	output  *tailBuffer   // the last lines the process wrote, for error reports
+	// exited is closed when the process has been reaped and its last output
+	// logged (see outputGrace).
+	exited chan struct{}
+	output *tailBuffer // the last lines the process wrote, for error reports
 
 	// Guarded by pool.mu.
 	idle []*Conn
@@ -73,10 +76,25 @@ func (c *Conn) PID() int { return c.proc.pid }
 func (p *Pool) spawn() (*process, error) {
 	cfg := p.cfg
 	proc := &process{pool: p, exited: make(chan struct{}), output: &tailBuffer{max: 40}}
-	childEnds := make([]*os.File, 0, cfg.Threads+1)
+	// The worker's stdout and stderr: pipes of our own, as cmd.StdoutPipe's
+	// are closed by cmd.Wait, which returns when the process exits: what it
+	// wrote last must still be read.
+	var outputs, outputEnds [2]*os.File
+	for i := range outputs {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeFiles(outputs[:i])
+			closeFiles(outputEnds[:i])
+			return nil, fmt.Errorf("creating worker output pipe: %w", err)
+		}
+		outputs[i], outputEnds[i] = r, w
+	}
+	// The worker's ends, which Caddy closes once the worker has them.
+	childEnds := append(make([]*os.File, 0, cfg.Threads+3), outputEnds[:]...)
 	defer func() {
-		for _, f := range childEnds {
-			f.Close()
+		closeFiles(childEnds)
+		if proc.cmd == nil {
+			closeFiles(outputs[:])
 		}
 	}()
 	fdList := make([]string, cfg.Threads)
@@ -130,22 +148,19 @@ func (p *Pool) spawn() (*process, error) {
 	}
 	// Last, so that an explicit env setting wins over Lang and Locale.
 	cmd.Env = append(cmd.Env, cfg.Env...)
-	cmd.ExtraFiles = childEnds
+	cmd.Stdout, cmd.Stderr = outputEnds[0], outputEnds[1]
+	cmd.ExtraFiles = childEnds[len(outputEnds):]
 	// Own process group: a Ctrl-C at Caddy's terminal must not hit the
 	// workers before Caddy has drained them. Pdeathsig: if Caddy dies, so do
-	// its workers.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	// its workers; SIGKILL, which a worker cannot ignore as it can SIGTERM.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if p.identity != nil {
 		cmd.SysProcAttr.Credential = p.identity.cred
 	}
-	stdout, _ := cmd.StdoutPipe()
-	stderr, _ := cmd.StderrPipe()
-	err := cmd.Start()
+	err := startWorker(cmd)
 	// The worker has its ends now. Caddy must not hold them: a worker that
 	// exits during start-up would not end the streams the handshake reads.
-	for _, f := range childEnds {
-		f.Close()
-	}
+	closeFiles(childEnds)
 	childEnds = nil
 	if err != nil {
 		proc.closeConns()
@@ -159,15 +174,27 @@ func (p *Pool) spawn() (*process, error) {
 	logger := p.log.With(zap.Int("pid", proc.pid))
 	var pipes sync.WaitGroup
 	pipes.Add(2)
-	go proc.relay(stdout, logger, zap.InfoLevel, &pipes)
-	go proc.relay(stderr, logger, zap.ErrorLevel, &pipes)
+	go proc.relay(outputs[0], logger, zap.InfoLevel, &pipes)
+	go proc.relay(outputs[1], logger, zap.ErrorLevel, &pipes)
+	outputDone := make(chan struct{})
 	go func() {
-		pipes.Wait() // Wait must not close the pipes before they are drained
+		pipes.Wait()
+		close(outputDone)
+	}()
+	go func() {
+		// The process's own exit, not the end of its pipes or sockets,
+		// which a grandchild may hold for as long as it likes: the requests
+		// of a dead worker fail at once, and supervise replaces it.
 		cmd.Wait()
-		close(proc.exited)
+		proc.shutdownConns()
 		if control != nil {
 			control.Close()
 		}
+		select {
+		case <-outputDone:
+		case <-time.After(outputGrace):
+		}
+		close(proc.exited)
 	}()
 
 	if err := proc.handshake(cfg.StartupTimeout); err != nil {
@@ -183,6 +210,12 @@ func (p *Pool) spawn() (*process, error) {
 		go proc.watchControl(control, cfg.DeadlockTimeout, logger)
 	}
 	return proc, nil
+}
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
 }
 
 // workerOptions are the worker's arguments for the process environment
@@ -202,6 +235,58 @@ func workerOptions(cfg Config) []string {
 		args = append(args, "--umask", fmt.Sprintf("%04o", cfg.Umask))
 	}
 	return args
+}
+
+// forks are the processes to start on the forking thread (see startWorker).
+var (
+	forks      = make(chan fork)
+	forkThread sync.Once
+)
+
+type fork struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// startWorker starts cmd from a thread that lives as long as Caddy. Linux
+// sends the parent-death signal when the thread that forked the worker
+// exits, not the process (Go issue 27505), and any goroutine that exits
+// while locked to its thread (runtime.LockOSThread, as code that changes
+// namespaces does) ends that thread, which may be the one an unlocked
+// goroutine forked from: its workers would be killed with Caddy alive.
+// One goroutine locked to its thread for good does every fork.
+func startWorker(cmd *exec.Cmd) error {
+	forkThread.Do(func() { go forkLoop() })
+	f := fork{cmd, make(chan error, 1)}
+	forks <- f
+	return <-f.done
+}
+
+func forkLoop() {
+	runtime.LockOSThread() // never unlocked: the thread never exits
+	for f := range forks {
+		f.done <- startInheritingNothing(f.cmd)
+	}
+}
+
+// startInheritingNothing starts cmd, which gets the descriptors it is given
+// (standard streams and ExtraFiles) and no other. Go opens descriptors
+// close-on-exec, but Caddy may have inherited some that are not (from a
+// shell or a service manager): a worker, which may run as another user,
+// must not get them. So they are made close-on-exec first, every time, as
+// code that is not Go (cgo) may have opened more since.
+func startInheritingNothing(cmd *exec.Cmd) error {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("listing Caddy's descriptors, to keep them from the worker: %w", err)
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			// An error is a descriptor closed since (the listing's own).
+			unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		}
+	}
+	return cmd.Start()
 }
 
 // socketPair returns the ends of a new connected socket pair: Caddy's as a
@@ -343,16 +428,61 @@ func (proc *process) handshake(timeout time.Duration) error {
 	return nil
 }
 
+// maxLogLine bounds a line of a worker's stdout or stderr in the log; the
+// rest of a longer line is read and dropped, and the log says how long it
+// was.
+const maxLogLine = 64 << 10
+
+// outputGrace bounds the wait for the end of a worker's output once it has
+// exited, so that its last words (a traceback, a fatal error) are logged
+// before its exit and reach start-up error reports. What it wrote is in the
+// pipes already, and they end with it unless a grandchild of the worker
+// holds them: that one's output is logged for as long as it runs.
+const outputGrace = 100 * time.Millisecond
+
 // relay logs what the process writes to stdout or stderr outside a request:
 // import-time output, background threads, crashes of the interpreter itself.
-func (proc *process) relay(r io.Reader, logger *zap.Logger, level zapcore.Level, done *sync.WaitGroup) {
+// It reads to the end of the pipe whatever comes: a pipe left unread blocks
+// its writer.
+func (proc *process) relay(r *os.File, logger *zap.Logger, level zapcore.Level, done *sync.WaitGroup) {
 	defer done.Done()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 4096), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		proc.output.add(line)
-		if ce := logger.Check(level, line); ce != nil {
+	defer r.Close()
+	br := bufio.NewReader(r)
+	var line []byte
+	length := 0 // of the whole line, of which line holds maxLogLine bytes at most
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if err == nil {
+			chunk = chunk[:len(chunk)-1]
+		}
+		length += len(chunk)
+		line = append(line, chunk[:min(len(chunk), maxLogLine-len(line))]...)
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err == nil || length > 0 {
+			proc.logLine(logger, level, line, length)
+		}
+		if err != nil {
+			return
+		}
+		line, length = line[:0], 0
+	}
+}
+
+// logLine logs one line of output, of which line is the first length bytes
+// at most.
+func (proc *process) logLine(logger *zap.Logger, level zapcore.Level, line []byte, length int) {
+	cut := length > len(line)
+	if !cut {
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+	}
+	text := string(line)
+	proc.output.add(text)
+	if ce := logger.Check(level, text); ce != nil {
+		if cut {
+			ce.Write(zap.Bool("truncated", true), zap.Int("length", length))
+		} else {
 			ce.Write()
 		}
 	}
@@ -372,6 +502,16 @@ func (proc *process) running() bool {
 func (proc *process) kill() {
 	if proc.cmd != nil && proc.cmd.Process != nil {
 		proc.cmd.Process.Kill()
+	}
+}
+
+// shutdownConns ends every exchange with a process that has exited, even if
+// a grandchild holds the worker's ends of the connections: a read gets what
+// the worker sent, then the end of the stream; a write fails.
+func (proc *process) shutdownConns() {
+	for _, c := range proc.conns {
+		c.uc.CloseRead()
+		c.uc.CloseWrite()
 	}
 }
 

@@ -4,15 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 )
 
 // procEnvConfig is a pool of testdata/procenv.py, which reports the
@@ -265,5 +268,53 @@ func TestExitStatus(t *testing.T) {
 	}
 	if got := exitStatus(nil); got != "not started" {
 		t.Errorf("no process: %q", got)
+	}
+}
+
+// TestWorkerOutlivesForkingThread: Linux sends the parent-death signal
+// (SIGKILL) when the thread that forked a worker exits, not Caddy, and a
+// goroutine locked to its thread ends that thread when it returns. A worker
+// started from such a goroutine must not die with it.
+func TestWorkerOutlivesForkingThread(t *testing.T) {
+	p, _ := startPool(t, testConfig(t, 1, 1))
+	type started struct {
+		proc   *process
+		thread int // a pidfd of the goroutine's thread
+		err    error
+	}
+	ch := make(chan started)
+	var start func()
+	start = func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		if unix.Gettid() == os.Getpid() {
+			// Go parks the main thread for good rather than end it: try
+			// another.
+			go start()
+			return
+		}
+		thread, err := unix.PidfdOpen(unix.Gettid(), unix.PIDFD_THREAD)
+		if err != nil {
+			ch <- started{err: fmt.Errorf("a pidfd of a thread needs Linux 6.9: %w", err)}
+			return
+		}
+		proc, err := p.spawn()
+		ch <- started{proc, thread, err}
+	}
+	go start()
+	s := <-ch
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	defer unix.Close(s.thread)
+	if n, err := unix.Poll([]unix.PollFd{{Fd: int32(s.thread), Events: unix.POLLIN}}, 10_000); err != nil || n != 1 {
+		t.Fatalf("the locked thread did not exit: %v", err)
+	}
+	// Any parent-death signal has been sent now: the worker must answer.
+	c := s.proc.conns[0]
+	if _, err := c.Write(helloRequest()); err != nil {
+		t.Fatal(err)
+	}
+	if body, err := response(c); err != nil || body != "Hello, world!" {
+		t.Fatalf("the worker after its forking thread exited: %q, %v", body, err)
 	}
 }

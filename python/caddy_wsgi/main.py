@@ -398,6 +398,11 @@ def hello(conn):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    # Caddy passes the sockets inheritable, as exec requires. The
+    # application's child processes (subprocess, os.system) must not get
+    # them: a connection must end when this process does.
+    for fd in args.fds + ([] if args.control_fd is None else [args.control_fd]):
+        os.set_inheritable(fd, False)
     # First, so that a slow start is already visible under the name.
     if args.display_name:
         try:
