@@ -646,7 +646,7 @@ func TestRestartBackOff(t *testing.T) {
 	if _, err := response(c); err == nil {
 		t.Fatal("/crash answered")
 	}
-	p.Lost(c)
+	p.Release(c, WorkerGone)
 	exit = logs.waitFor(t, "worker process exited; starting a new one", second.pid)
 	third := restartedAfter(t, p, logs, second.pid)
 	ready := logs.waitFor(t, "worker process restarted", third.pid)
