@@ -91,8 +91,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	p, c, err := h.acquire(r.Context(), frames)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
-			h.clientGone(w, r)
-			panic(http.ErrAbortHandler)
+			h.logger.Debug("the client went away while its request waited for a worker thread; nothing is sent",
+				zap.String("method", r.Method), zap.String("uri", r.RequestURI))
+			clientGone(w)
 		}
 		// Overloaded, or restarting: worth trying again shortly.
 		w.Header().Set("Retry-After", "1")
@@ -108,17 +109,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return ex.relay()
 }
 
-// clientGone records a request whose client went away before a worker
-// thread took it, as far as Caddy can tell: it closed, or half-closed, its
-// connection. The handler then aborts, so that nothing is written to it: a
-// status, even the 499 of Caddy's reverse_proxy, would still reach a client
+// clientGone ends a request whose client went away before its response
+// started, as far as Caddy can tell: it closed, or half-closed, its
+// connection. It then aborts the handler, so that nothing is written to it:
+// a status, even the 499 of Caddy's reverse_proxy, would still reach a client
 // that only half-closed. The 499 is for the access log, which records the
 // status without it being sent: net/http writes the head only with the
 // first body bytes or when the handler returns, and it does neither.
-func (h *Handler) clientGone(w http.ResponseWriter, r *http.Request) {
-	h.logger.Debug("the client went away while its request waited for a worker thread; nothing is sent",
-		zap.String("method", r.Method), zap.String("uri", r.RequestURI))
+func clientGone(w http.ResponseWriter) {
+	clear(w.Header())
 	w.WriteHeader(499)
+	panic(http.ErrAbortHandler)
 }
 
 func hasBody(r *http.Request) bool {
@@ -542,7 +543,6 @@ func (e *exchange) cancel() error {
 			e.outcome = pool.OutOfStep
 		}
 	}
-	e.log(zapcore.DebugLevel, "the client went away; cancelling the request")
 	if e.outcome != pool.Reusable {
 		e.returnConn(woken)
 	} else {
@@ -551,11 +551,11 @@ func (e *exchange) cancel() error {
 		}
 		go e.drain()
 	}
-	if e.wroteHeader {
-		return nil
+	e.log(zapcore.DebugLevel, "the client went away; cancelling the request")
+	if !e.wroteHeader {
+		clientGone(e.w)
 	}
-	clear(e.w.Header())
-	return caddyhttp.Error(499, errors.New("the client went away before the response started"))
+	return nil
 }
 
 var cancelFrame = protocol.AppendHeader(nil, protocol.Cancel, 0, 0)
