@@ -105,7 +105,7 @@ def application(environ, start_response):
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return [b'burst sent']
     if path == '/stuck':
-        say('stuck in pid %d' % os.getpid())
+        say('stuck %s in pid %d' % (query(environ, 'tag'), os.getpid()))
         threading.Event().wait()
     if path == '/pid':
         start_response('200 OK', [('Content-Type', 'text/plain')])
