@@ -186,4 +186,3 @@ func TestResponseFileAfterLargeHead(t *testing.T) {
 		t.Errorf("a file after a head of 200 kB: %d %.20q", res.StatusCode, body)
 	}
 }
-
