@@ -70,8 +70,10 @@ func sameFile(t *testing.T, fd int, f *os.File) {
 	}
 }
 
-// The response_file vector as the worker sends it: RESPONSE_HEAD and
-// RESPONSE_FILE in one sendmsg with the descriptor, RESPONSE_END after.
+// The response_file vector over a real socket: RESPONSE_HEAD and
+// RESPONSE_FILE in one small sendmsg with the descriptor, which the Reader
+// accepts since the frame begins within the read that brings it; then as the
+// worker sends it, the descriptor with the RESPONSE_FILE frame alone.
 func TestResponseFileOverSocket(t *testing.T) {
 	var v *vector
 	vf := loadVectors(t)
@@ -99,8 +101,7 @@ func TestResponseFileOverSocket(t *testing.T) {
 	first := append(unhex(t, v.Frames[0].Hex), unhex(t, v.Frames[1].Hex)...)
 	sendmsg(t, peer, first, int(file.Fd()))
 	sendmsg(t, peer, unhex(t, v.Frames[2].Hex))
-	// A second response on the same connection, its descriptor in a
-	// message of its own after the head.
+	// A second response on the same connection, as the worker sends it.
 	sendmsg(t, peer, unhex(t, v.Frames[0].Hex))
 	sendmsg(t, peer, unhex(t, v.Frames[1].Hex), int(file.Fd()))
 	sendmsg(t, peer, unhex(t, v.Frames[2].Hex))
