@@ -119,9 +119,11 @@ func TestDescriptorBurst(t *testing.T) {
 	if res, body := get(t, plainClient, "GET", fileURL(c, "/burst", files["A"], "&n=3000"), nil); res.StatusCode != 502 {
 		t.Errorf("a burst of descriptors: %d %q, want 502", res.StatusCode, body)
 	}
-	if n := openFDs(t, c.cmd.Process.Pid); n > before+20 {
+	n := openFDs(t, c.cmd.Process.Pid)
+	if n > before+20 {
 		t.Errorf("Caddy holds %d descriptors after the burst, %d before", n, before)
 	}
+	t.Logf("Caddy holds %d descriptors after the burst, %d before", n, before)
 	c.waitLog("worker failed while handling the request", "more than one file descriptor in one message", `"uri":"/burst`)
 
 	var wg sync.WaitGroup
@@ -185,4 +187,26 @@ func TestResponseFileAfterLargeHead(t *testing.T) {
 	if res.StatusCode != 200 || body != strings.Repeat("A", 1000) || len(res.Header.Get("X-Pad")) != 200000 {
 		t.Errorf("a file after a head of 200 kB: %d %.20q", res.StatusCode, body)
 	}
+}
+
+// TestRequestTimeoutBoundsWritesToWorker: a worker that asks for request
+// body and reads none of it cannot hold Caddy's handler past
+// request_timeout, blocked writing to it.
+func TestRequestTimeoutBoundsWritesToWorker(t *testing.T) {
+	c := startCaddy(t, `:{http_port} {
+	wsgi_script / {apps}/hostile.wsgi {
+		python {python}
+		request_timeout 2s
+	}
+}`)
+	client := &http.Client{Timeout: 15 * time.Second}
+	start := time.Now()
+	res, _, err := fetch(client, "POST", c.URL("/ask-body"), strings.NewReader(strings.Repeat("x", 8<<20)))
+	if err != nil {
+		t.Fatalf("a request whose worker reads no body: %v after %s", err, time.Since(start))
+	}
+	if res.StatusCode != 504 || time.Since(start) > 6*time.Second {
+		t.Errorf("a request whose worker reads no body: %d after %s, want 504 after request_timeout", res.StatusCode, time.Since(start))
+	}
+	c.waitLog("request_timeout passed; recycling the worker process", `"uri":"/ask-body"`)
 }

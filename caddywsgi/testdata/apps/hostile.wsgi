@@ -14,6 +14,7 @@ from urllib.parse import parse_qs
 
 HEADER = struct.Struct('>BBHI')
 LOG = 0x30
+BODY_MORE = 0x20
 
 # Keeps the write ends of pipes passed to Caddy open: a reader of the pipe
 # would wait for data forever.
@@ -104,6 +105,13 @@ def application(environ, start_response):
         say('burst sent: %d messages' % sent)
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return [b'burst sent']
+    if path == '/ask-body':
+        # Asks for 8 MiB of request body, reads none of it, and never
+        # answers: Caddy's writes to the connection block once its buffer
+        # is full.
+        connection(environ).sock.sendall(HEADER.pack(BODY_MORE, 0, 0, 4) + struct.pack('>I', 8 << 20))
+        say('asked for body in pid %d' % os.getpid())
+        threading.Event().wait()
     if path == '/stuck':
         say('stuck %s in pid %d' % (query(environ, 'tag'), os.getpid()))
         threading.Event().wait()
