@@ -19,7 +19,7 @@ const readBufferSize = 128 << 10
 
 // Reader decodes frames from a stream, and checks the file descriptors that
 // arrive with them: a descriptor may only come with a RESPONSE_FILE frame
-// (see PROTOCOL.md, "File descriptors"). It is not safe for concurrent use.
+// (PROTOCOL.md §5.6). It is not safe for concurrent use.
 type Reader struct {
 	src  MsgReader
 	buf  []byte
@@ -44,8 +44,9 @@ type receivedFD struct {
 
 // NewReader returns a Reader on src.
 func NewReader(src MsgReader) *Reader {
-	// Room for one descriptor: more in one message set MSG_CTRUNC, and the
-	// kernel closes those that did not fit.
+	// Room for one descriptor (two fit in its padding on 64-bit systems):
+	// more than one is a violation, and those that do not fit set
+	// MSG_CTRUNC and are closed by the kernel.
 	return &Reader{src: src, buf: make([]byte, readBufferSize), oob: make([]byte, syscall.CmsgSpace(4)), frameFD: -1}
 }
 
