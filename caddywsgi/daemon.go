@@ -99,7 +99,9 @@ type DaemonGroup struct {
 	RequestTimeout caddy.Duration `json:"request_timeout,omitempty"`
 
 	// How long a process being recycled may finish its requests before it
-	// is stopped. Default: 15s.
+	// is stopped, and how long a request may run on once Caddy stops or a
+	// config reload replaces its site (then it gets a 503 and its process
+	// is recycled). Default: 15s.
 	GracefulTimeout caddy.Duration `json:"graceful_timeout,omitempty"`
 
 	// How long a stopping process may take to exit before it is killed.

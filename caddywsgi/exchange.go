@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -103,7 +104,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	defer ex.release()
 	if h.requestTimeout > 0 {
 		ex.deadline = time.Now().Add(h.requestTimeout)
-		c.SetReadDeadline(ex.deadline)
+		c.SetDeadline(ex.deadline)
 	}
 	ex.watch()
 	return ex.relay()
@@ -183,6 +184,7 @@ type exchange struct {
 	rc          *http.ResponseController
 	outcome     pool.Outcome // how the exchange ended, for pool.Release
 	deadline    time.Time    // request_timeout's, or zero
+	cut         atomic.Bool  // the server's shutdown broke the exchange off
 
 	bodyRest bool          // the body goes on past the first window
 	streamer *bodyStreamer // sends the rest, once the worker asks for it
@@ -201,16 +203,17 @@ func (e *exchange) release() {
 		return
 	}
 	e.released = true
+	e.h.flight.remove(e)
 	woken := e.unwatch()
 	e.stopStreamer()
 	e.returnConn(woken)
 }
 
-// returnConn hands the connection back to the pool, with its read deadline
-// cleared if relay or drain moved it.
+// returnConn hands the connection back to the pool, with its deadlines
+// cleared if relay, drain or the server's shutdown moved them.
 func (e *exchange) returnConn(deadlineMoved bool) {
-	if deadlineMoved || !e.deadline.IsZero() {
-		e.c.SetReadDeadline(time.Time{})
+	if deadlineMoved || !e.deadline.IsZero() || e.cut.Load() {
+		e.c.SetDeadline(time.Time{})
 	}
 	e.pool.Release(e.c, e.outcome)
 }
@@ -230,8 +233,9 @@ func (e *exchange) stopStreamer() {
 // HTTP/1.1's background read saw the connection close, HTTP/2 or HTTP/3
 // reset the stream) wake relay even while it waits for a worker that sends
 // nothing, such as a long poll: the read deadline moves to the past. No
-// goroutine runs until then.
+// goroutine runs until then. The server's shutdown wakes it too (inflight).
 func (e *exchange) watch() {
+	e.h.flight.add(e)
 	e.stopWatch = context.AfterFunc(e.r.Context(), func() {
 		e.watchMu.Lock()
 		defer e.watchMu.Unlock()
@@ -273,6 +277,9 @@ func (e *exchange) relay() error {
 			if errors.Is(err, os.ErrDeadlineExceeded) && e.r.Context().Err() != nil {
 				return e.cancel()
 			}
+			if e.cut.Load() {
+				return e.shutdownCut()
+			}
 			e.readFailed(err)
 			if e.outcome == pool.TimedOut {
 				return e.timedOut()
@@ -296,6 +303,9 @@ func (e *exchange) relay() error {
 			e.write(f.Payload)
 		case protocol.ResponseFile:
 			if err := e.sendFile(f.Payload); err != nil {
+				if errors.Is(err, errNotRegularFile) {
+					return e.failed(http.StatusInternalServerError, err)
+				}
 				return e.workerFailed(err)
 			}
 		case protocol.ResponseEnd:
@@ -403,6 +413,11 @@ func (e *exchange) flush() {
 	}
 }
 
+// errNotRegularFile is a RESPONSE_FILE descriptor that is not a regular
+// file: reading a pipe, socket, device or eventfd can block for as long as
+// the worker likes, so Caddy refuses it.
+var errNotRegularFile = fmt.Errorf("%w: the wsgi.file_wrapper descriptor is not a regular file", protocol.ErrProtocol)
+
 // sendFile sends a file the worker passed by descriptor (wsgi.file_wrapper),
 // with sendfile where the connection allows it.
 func (e *exchange) sendFile(payload []byte) error {
@@ -412,6 +427,13 @@ func (e *exchange) sendFile(payload []byte) error {
 	}
 	f := os.NewFile(uintptr(fd), "wsgi.file_wrapper")
 	defer f.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("%w: fstat: %v", errNotRegularFile, err)
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return fmt.Errorf("%w (it is a %s)", errNotRegularFile, fileType(st.Mode))
+	}
 	rng, err := protocol.ParseFileRange(payload)
 	if err != nil {
 		return err
@@ -447,6 +469,23 @@ func (e *exchange) sendFile(payload []byte) error {
 		}
 	}
 	return nil
+}
+
+// fileType names the type of file of a mode that is not a regular file's.
+func fileType(mode uint32) string {
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFIFO:
+		return "pipe or FIFO"
+	case syscall.S_IFSOCK:
+		return "socket"
+	case syscall.S_IFCHR:
+		return "character device"
+	case syscall.S_IFBLK:
+		return "block device"
+	case syscall.S_IFDIR:
+		return "directory"
+	}
+	return "descriptor of no file type, such as an eventfd"
 }
 
 // end finishes the response; an aborted or short one is broken off, so the
@@ -500,12 +539,18 @@ func (e *exchange) readFailed(err error) {
 
 // workerFailed answers a request whose worker died or broke the protocol.
 func (e *exchange) workerFailed(err error) error {
+	return e.failed(http.StatusBadGateway, err)
+}
+
+// failed answers a request whose worker failed with status, or breaks off
+// the response if it has started.
+func (e *exchange) failed(status int, err error) error {
 	e.fault(err)
 	if e.wroteHeader {
 		e.abort()
 	}
 	clear(e.w.Header())
-	return caddyhttp.Error(http.StatusBadGateway, fmt.Errorf("WSGI worker pid %d: %w", e.c.PID(), err))
+	return caddyhttp.Error(status, fmt.Errorf("WSGI worker pid %d: %w", e.c.PID(), err))
 }
 
 // fault records and logs a worker that died or broke the protocol
@@ -536,6 +581,7 @@ func (e *exchange) timedOut() error {
 // application.
 func (e *exchange) cancel() error {
 	e.released = true // drain's from now on
+	e.h.flight.remove(e)
 	woken := e.unwatch()
 	e.stopStreamer()
 	if e.outcome == pool.Reusable {

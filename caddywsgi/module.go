@@ -13,6 +13,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+
+	"github.com/caddy-wsgi/caddy-wsgi/pool"
 )
 
 func init() {
@@ -65,6 +67,7 @@ type Handler struct {
 	requestTimeout time.Duration
 	run            *groupRun
 	appIndex       uint16 // in the group's applications
+	flight         *inflight
 	logger         *zap.Logger
 }
 
@@ -106,6 +109,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.logger = ctx.Logger().With(zap.String("group", name))
 	h.requestTimeout = time.Duration(group.RequestTimeout)
+	h.flight = newInflight(cmp.Or(time.Duration(group.GracefulTimeout), pool.DefaultGracefulTimeout))
+	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
+		srv.RegisterOnShutdown(h.flight.serverShutdown)
+	}
 	h.run, h.appIndex, err = wsgiApp.register(name, group, app)
 	if err != nil {
 		return fmt.Errorf("WSGI application %s: %w", h.App, err)

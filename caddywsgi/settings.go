@@ -161,7 +161,7 @@ var daemonSettings = []daemonSetting{{
 	parse:  positiveDuration(func(g *DaemonGroup) *caddy.Duration { return &g.CPUTimeLimit }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.CPUTimeLimit = time.Duration(g.CPUTimeLimit) },
 }, {
-	name: "graceful_timeout", meaning: "how long a recycled process may finish its requests before it is stopped", def: "15s",
+	name: "graceful_timeout", meaning: "how long a recycled process may finish its requests before it is stopped, and how long a request may run on once Caddy stops or a config reload replaces its site (then it gets a 503)", def: "15s",
 	parse:  positiveDuration(func(g *DaemonGroup) *caddy.Duration { return &g.GracefulTimeout }),
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.GracefulTimeout = time.Duration(g.GracefulTimeout) },
 }, {

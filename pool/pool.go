@@ -99,7 +99,8 @@ type Config struct {
 	// progress for this long; 0 never.
 	InactivityTimeout time.Duration
 	// GracefulTimeout is how long a recycled process may take to finish the
-	// requests it has; then it is killed and they fail. Default 15s.
+	// requests it has; then it is killed and they fail. Default
+	// DefaultGracefulTimeout.
 	GracefulTimeout time.Duration
 	// ShutdownTimeout is how long a process may take to exit once its
 	// connections are closed (it is recycled and done, or the pool is
@@ -190,6 +191,9 @@ type Pool struct {
 	testHookQueued func() // called when a request joins the line
 }
 
+// DefaultGracefulTimeout is Config.GracefulTimeout's default.
+const DefaultGracefulTimeout = 15 * time.Second
+
 // New starts a pool and returns once every process has loaded the
 // application, or with the first process's error if one could not. It
 // starts none if the workers' user could not run the interpreter, enter Dir
@@ -231,7 +235,7 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 		cfg.QueueTimeout = 45 * time.Second
 	}
 	if cfg.GracefulTimeout <= 0 {
-		cfg.GracefulTimeout = 15 * time.Second
+		cfg.GracefulTimeout = DefaultGracefulTimeout
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 5 * time.Second

@@ -398,13 +398,27 @@ func TestVectorsAllInOneStream(t *testing.T) {
 		frames = append(frames, v.Frames...)
 	}
 	for _, chunk := range []int{0, 1, 5, 100} {
-		r := NewReader(&fakeConn{data: data, chunk: chunk})
+		// Descriptors travel with their frames, as in TestVectorsDecode.
+		conn := &fakeConn{data: data, chunk: chunk, oob: map[int][]byte{}}
+		off := 0
+		for _, f := range frames {
+			if f.FD {
+				conn.oob[off] = syscall.UnixRights(0)
+			}
+			off += len(f.Hex) / 2
+		}
+		r := NewReader(conn)
 		for _, f := range frames {
 			got, err := r.Next()
 			if err != nil {
 				t.Fatal(err)
 			}
 			checkFrame(t, got, f)
+			if f.FD {
+				if fd, err := r.TakeFD(); err != nil || fd != 0 {
+					t.Fatalf("TakeFD after %s: %d, %v", f.Type, fd, err)
+				}
+			}
 		}
 		if _, err := r.Next(); err != io.EOF {
 			t.Fatalf("chunk %d: %v, want io.EOF", chunk, err)

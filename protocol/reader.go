@@ -17,19 +17,37 @@ type MsgReader interface {
 
 const readBufferSize = 128 << 10
 
-// Reader decodes frames from a stream, collecting file descriptors that arrive
-// with them. It is not safe for concurrent use.
+// Reader decodes frames from a stream, and checks the file descriptors that
+// arrive with them: a descriptor may only come with a RESPONSE_FILE frame
+// (PROTOCOL.md §5.6). It is not safe for concurrent use.
 type Reader struct {
 	src  MsgReader
 	buf  []byte
 	r, w int
+	pos  int64 // the stream offset of buf[0]
 	oob  []byte
-	fds  []int
+	// Descriptors received and not yet claimed by their frame: at most
+	// three, since any that no frame can claim any more is a violation.
+	fds     []receivedFD
+	frameFD int // the last RESPONSE_FILE frame's descriptor, until taken; or -1
+}
+
+// receivedFD is a descriptor that arrived with the stream bytes [from, to):
+// those of the read that brought it. The kernel hands over a sendmsg's
+// descriptors with the first read of its bytes and ends that read after
+// them, so a descriptor sent with a frame belongs to a frame that starts
+// within its read.
+type receivedFD struct {
+	fd       int
+	from, to int64
 }
 
 // NewReader returns a Reader on src.
 func NewReader(src MsgReader) *Reader {
-	return &Reader{src: src, buf: make([]byte, readBufferSize), oob: make([]byte, syscall.CmsgSpace(4*4))}
+	// Room for one descriptor (two fit in its padding on 64-bit systems):
+	// more than one is a violation, and those that do not fit set
+	// MSG_CTRUNC and are closed by the kernel.
+	return &Reader{src: src, buf: make([]byte, readBufferSize), oob: make([]byte, syscall.CmsgSpace(4)), frameFD: -1}
 }
 
 // Buffered reports how many bytes have been read from the stream but not yet
@@ -38,9 +56,16 @@ func NewReader(src MsgReader) *Reader {
 func (r *Reader) Buffered() int { return r.w - r.r }
 
 // Next returns the next frame. The payload is valid until the following call.
+// A RESPONSE_FILE frame comes with a descriptor, for TakeFD; one its caller
+// did not take is closed here.
 func (r *Reader) Next() (Frame, error) {
+	if r.frameFD >= 0 {
+		syscall.Close(r.frameFD)
+		r.frameFD = -1
+	}
 	if r.r == r.w && len(r.buf) > readBufferSize {
 		// A rare oversized frame grew the buffer; give the memory back.
+		r.pos += int64(r.r)
 		r.buf, r.r, r.w = make([]byte, readBufferSize), 0, 0
 	}
 	if err := r.fill(HeaderSize); err != nil {
@@ -56,28 +81,62 @@ func (r *Reader) Next() (Frame, error) {
 		}
 		return Frame{}, err
 	}
-	start := r.r + HeaderSize
-	r.r = start + n
-	return Frame{Type: t, Flags: flags, Payload: r.buf[start:r.r:r.r]}, nil
+	start := r.pos + int64(r.r)
+	if err := r.claimFD(t, start, start+int64(HeaderSize+n)); err != nil {
+		return Frame{}, err
+	}
+	payload := r.r + HeaderSize
+	r.r = payload + n
+	return Frame{Type: t, Flags: flags, Payload: r.buf[payload:r.r:r.r]}, nil
 }
 
-// TakeFD returns the oldest file descriptor received and not yet taken. The
-// caller owns it.
-func (r *Reader) TakeFD() (int, error) {
-	if len(r.fds) == 0 {
-		return -1, fmt.Errorf("%w: RESPONSE_FILE frame arrived without a file descriptor", ErrProtocol)
+// claimFD gives a RESPONSE_FILE frame at stream offsets [start, end) the
+// descriptor that came with it, and fails if a descriptor is left that came
+// only with frames that are not RESPONSE_FILE.
+func (r *Reader) claimFD(t Type, start, end int64) error {
+	if t == ResponseFile {
+		if len(r.fds) == 0 || r.fds[0].from > start {
+			return r.violation(fmt.Errorf("%w: RESPONSE_FILE frame arrived without a file descriptor", ErrProtocol))
+		}
+		if r.fds[0].to > start {
+			r.frameFD = r.fds[0].fd
+			r.fds = r.fds[1:]
+		}
 	}
-	fd := r.fds[0]
-	r.fds = r.fds[1:]
+	if len(r.fds) > 0 && r.fds[0].to <= end {
+		return r.violation(fmt.Errorf("%w: a file descriptor arrived with a %s frame; only RESPONSE_FILE frames carry one", ErrProtocol, t))
+	}
+	return nil
+}
+
+// TakeFD returns the descriptor of the RESPONSE_FILE frame Next returned
+// last. The caller owns it.
+func (r *Reader) TakeFD() (int, error) {
+	fd := r.frameFD
+	if fd < 0 {
+		return -1, fmt.Errorf("%w: no file descriptor came with the last frame", ErrProtocol)
+	}
+	r.frameFD = -1
 	return fd, nil
 }
 
 // Close closes file descriptors received but never taken.
 func (r *Reader) Close() {
-	for _, fd := range r.fds {
-		syscall.Close(fd)
+	if r.frameFD >= 0 {
+		syscall.Close(r.frameFD)
+		r.frameFD = -1
+	}
+	for _, d := range r.fds {
+		syscall.Close(d.fd)
 	}
 	r.fds = nil
+}
+
+// violation closes every descriptor held, since the stream is out of step,
+// and returns err.
+func (r *Reader) violation(err error) error {
+	r.Close()
+	return err
 }
 
 // fill makes at least need bytes available at r.buf[r.r:].
@@ -86,6 +145,7 @@ func (r *Reader) fill(need int) error {
 		return nil
 	}
 	if r.r+need > len(r.buf) {
+		r.pos += int64(r.r)
 		if need > len(r.buf) {
 			grown := make([]byte, need)
 			r.w = copy(grown, r.buf[r.r:r.w])
@@ -96,16 +156,14 @@ func (r *Reader) fill(need int) error {
 		r.r = 0
 	}
 	for r.w-r.r < need {
+		from := r.pos + int64(r.w)
 		n, oobn, flags, _, err := r.src.ReadMsgUnix(r.buf[r.w:], r.oob)
 		// A read that fails, a passed deadline say, can report -1 bytes.
 		r.w += max(n, 0)
-		if oobn > 0 {
-			if perr := r.collectFDs(r.oob[:oobn]); perr != nil {
+		if oobn > 0 || flags&syscall.MSG_CTRUNC != 0 {
+			if perr := r.collectFDs(r.oob[:oobn], flags, from, need); perr != nil {
 				return perr
 			}
-		}
-		if flags&syscall.MSG_CTRUNC != 0 {
-			return fmt.Errorf("%w: too many file descriptors in one message", ErrProtocol)
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) && r.w-r.r > 0 {
@@ -120,17 +178,30 @@ func (r *Reader) fill(need int) error {
 	return nil
 }
 
-func (r *Reader) collectFDs(oob []byte) error {
+// collectFDs records the descriptors of one read that brought the bytes
+// from offset from on, while the frame at r.r needs need bytes: exactly one
+// descriptor, which a frame starting within the read may claim.
+func (r *Reader) collectFDs(oob []byte, flags int, from int64, need int) error {
 	msgs, err := syscall.ParseSocketControlMessage(oob)
 	if err != nil {
-		return fmt.Errorf("%w: bad control message: %v", ErrProtocol, err)
+		return r.violation(fmt.Errorf("%w: bad control message: %v", ErrProtocol, err))
 	}
+	var fds []int
 	for _, m := range msgs {
-		fds, err := syscall.ParseUnixRights(&m)
-		if err != nil {
-			continue
+		got, err := syscall.ParseUnixRights(&m)
+		if err == nil {
+			fds = append(fds, got...)
 		}
-		r.fds = append(r.fds, fds...)
+	}
+	for _, fd := range fds {
+		r.fds = append(r.fds, receivedFD{fd: fd, from: from, to: r.pos + int64(r.w)})
+	}
+	switch {
+	case flags&syscall.MSG_CTRUNC != 0 || len(fds) > 1:
+		return r.violation(fmt.Errorf("%w: more than one file descriptor in one message", ErrProtocol))
+	case len(fds) == 1 && from > r.pos+int64(r.r) && r.w-r.r <= need:
+		// Its bytes are all inside the frame being read, past its start.
+		return r.violation(fmt.Errorf("%w: a file descriptor arrived inside a frame", ErrProtocol))
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -69,8 +70,10 @@ func sameFile(t *testing.T, fd int, f *os.File) {
 	}
 }
 
-// The response_file vector as the worker sends it: RESPONSE_HEAD and
-// RESPONSE_FILE in one sendmsg with the descriptor, RESPONSE_END after.
+// The response_file vector over a real socket: RESPONSE_HEAD and
+// RESPONSE_FILE in one small sendmsg with the descriptor, which the Reader
+// accepts since the frame begins within the read that brings it; then as the
+// worker sends it, the descriptor with the RESPONSE_FILE frame alone.
 func TestResponseFileOverSocket(t *testing.T) {
 	var v *vector
 	vf := loadVectors(t)
@@ -98,8 +101,7 @@ func TestResponseFileOverSocket(t *testing.T) {
 	first := append(unhex(t, v.Frames[0].Hex), unhex(t, v.Frames[1].Hex)...)
 	sendmsg(t, peer, first, int(file.Fd()))
 	sendmsg(t, peer, unhex(t, v.Frames[2].Hex))
-	// A second response on the same connection, its descriptor in a
-	// message of its own after the head.
+	// A second response on the same connection, as the worker sends it.
 	sendmsg(t, peer, unhex(t, v.Frames[0].Hex))
 	sendmsg(t, peer, unhex(t, v.Frames[1].Hex), int(file.Fd()))
 	sendmsg(t, peer, unhex(t, v.Frames[2].Hex))
@@ -182,10 +184,10 @@ func TestReaderCloseClosesUntakenFDs(t *testing.T) {
 	if _, err := r.Next(); err != nil {
 		t.Fatal(err)
 	}
-	if len(r.fds) != 1 {
-		t.Fatalf("%d descriptors received, want 1", len(r.fds))
+	fd := r.frameFD
+	if fd < 0 {
+		t.Fatal("no descriptor came with the RESPONSE_FILE frame")
 	}
-	fd := r.fds[0]
 	r.Close()
 	if _, err := fcntlGetFD(fd); err != syscall.EBADF {
 		t.Fatalf("descriptor %d still open after Close (%v)", fd, err)
@@ -269,5 +271,118 @@ func TestReaderResumesAfterDeadline(t *testing.T) {
 	sendmsg(t, peer, frames[cut:])
 	if f, err := r.Next(); err != nil || f.Type != ResponseBody || string(f.Payload) != "second" {
 		t.Fatalf("after the deadline: %s %q, %v", f.Type, f.Payload, err)
+	}
+}
+
+// openFDs counts this process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}
+
+// readUntilError reads frames until one fails, and returns that error.
+func readUntilError(r *Reader) error {
+	for {
+		if _, err := r.Next(); err != nil {
+			return err
+		}
+	}
+}
+
+// TestStrayFDs: a descriptor that does not come with a RESPONSE_FILE frame,
+// or more than one with it, is a protocol violation, and every descriptor
+// the Reader holds is closed at once: none is kept for a later frame.
+func TestStrayFDs(t *testing.T) {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	file := AppendFrame(nil, ResponseFile, 0, make([]byte, 16))
+	log := AppendFrame(nil, Log, 0, []byte("hello"))
+	head := AppendFrame(nil, ResponseHead, 0, []byte("200 OK\x00"))
+	for _, c := range []struct {
+		name string
+		send func(peer int)
+		want string
+	}{
+		{"with a LOG frame", func(peer int) {
+			sendmsg(t, peer, log, fd)
+			sendmsg(t, peer, file, fd)
+		}, "arrived with a LOG frame"},
+		{"with a LOG frame, then RESPONSE_FILE without one", func(peer int) {
+			sendmsg(t, peer, log, fd)
+			sendmsg(t, peer, file)
+		}, "arrived with a LOG frame"},
+		{"RESPONSE_FILE with two", func(peer int) {
+			sendmsg(t, peer, file, fd, fd)
+		}, "more than one file descriptor"},
+		{"RESPONSE_FILE with five", func(peer int) {
+			sendmsg(t, peer, file, fd, fd, fd, fd, fd)
+		}, "more than one file descriptor"},
+		{"inside a frame", func(peer int) {
+			big := AppendFrame(nil, Log, 0, bytes.Repeat([]byte("x"), 1000))
+			sendmsg(t, peer, big[:100])
+			for i := 100; i < len(big); i += 10 {
+				sendmsg(t, peer, big[i:i+10], fd)
+			}
+		}, "inside a frame"},
+		{"RESPONSE_FILE without one", func(peer int) {
+			sendmsg(t, peer, head)
+			sendmsg(t, peer, file)
+		}, "RESPONSE_FILE frame arrived without a file descriptor"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := openFDs(t)
+			conn, peer := socketPair(t)
+			c.send(peer)
+			r := NewReader(conn)
+			err := readUntilError(r)
+			if !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want a protocol violation: %s", err, c.want)
+			}
+			if _, err := r.TakeFD(); err == nil {
+				t.Error("TakeFD after the violation returned a descriptor")
+			}
+			conn.Close()
+			syscall.Close(peer)
+			if after := openFDs(t); after != before {
+				t.Errorf("%d descriptors open after the violation, %d before", after, before)
+			}
+		})
+	}
+}
+
+// TestUntakenFDClosedByNext: a RESPONSE_FILE descriptor its caller leaves
+// is closed by the next Next, not handed to a later frame.
+func TestUntakenFDClosedByNext(t *testing.T) {
+	conn, peer := socketPair(t)
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	file := AppendFrame(nil, ResponseFile, 0, make([]byte, 16))
+	sendmsg(t, peer, file, int(f.Fd()))
+	sendmsg(t, peer, AppendFrame(nil, ResponseEnd, 0, nil))
+	r := NewReader(conn)
+	defer r.Close()
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	fd := r.frameFD
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fcntlGetFD(fd); err != syscall.EBADF {
+		t.Fatalf("descriptor %d still open (%v)", fd, err)
+	}
+	if _, err := r.TakeFD(); err == nil {
+		t.Fatal("TakeFD after RESPONSE_END returned a descriptor")
 	}
 }

@@ -368,8 +368,11 @@ class Request:
             file_range = result.file_range() if self.send_body else None
             if file_range is not None:
                 fd, offset, length = file_range
-                head = b'' if self.head_sent else self._head_frame()
-                self.conn.send_with_fd(head + wire.frame(wire.RESPONSE_FILE, wire.FILE_RANGE.pack(offset, length)), fd)
+                if not self.head_sent:
+                    self.conn.send(self._head_frame())
+                # The descriptor goes out with its frame alone: Caddy takes
+                # one only with the frame its message starts with.
+                self.conn.send_with_fd(wire.frame(wire.RESPONSE_FILE, wire.FILE_RANGE.pack(offset, length)), fd)
                 return
             if not self.send_body:
                 return
