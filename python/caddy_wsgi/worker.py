@@ -4,11 +4,13 @@ Like wsgiref.handlers, but speaking the caddy-wsgi wire format instead of
 HTTP. The hot path is Worker.serve -> Worker.handle -> Request.send.
 """
 
+import logging
 import os
 import stat
 import sys
 import threading
 import traceback
+import weakref
 from itertools import chain
 from time import monotonic
 
@@ -141,18 +143,54 @@ class Input:
         return False
 
 
+def record_level(levelno):
+    """The protocol's log level for a level of Python's logging."""
+    if levelno >= logging.ERROR:
+        return wire.LEVEL_ERROR
+    if levelno >= logging.WARNING:
+        return wire.LEVEL_WARN
+    if levelno >= logging.INFO:
+        return wire.LEVEL_INFO
+    return wire.LEVEL_DEBUG
+
+
+def emitted_record(local, text):
+    """The record of Python's logging that a handler is writing as text, if
+    it is one: the last record this thread made (see install_output_routing),
+    while it is being handled, once formatted, if text holds its message."""
+    ref = getattr(local, 'record', None)
+    if ref is None:
+        return None
+    record = ref()
+    if record is None or type(text) is not str:
+        return None
+    message = getattr(record, 'message', None)
+    if message is None or message not in text:
+        return None
+    return record
+
+
 class LogStream:
     """A text stream whose complete lines become LOG frames on one connection.
 
     Used for wsgi.errors and, in request threads, for sys.stdout and sys.stderr.
+    A record of Python's logging written to it is one frame at its own level.
     """
 
-    def __init__(self, conn, level):
+    def __init__(self, conn, level, local):
         self.conn = conn
         self.level = level
+        self.local = local
         self.pending = ''
 
     def write(self, text):
+        record = emitted_record(self.local, text)
+        if record is not None:
+            self.flush()
+            data = (record.name + '\0' + text.removesuffix('\n')).encode('utf-8', 'backslashreplace')
+            self.conn.send(wire.frame(wire.LOG, data[:wire.MAX_PAYLOAD],
+                                      record_level(record.levelno) | wire.FLAG_LOGGER))
+            return len(text)
         if type(text) is not str:
             raise TypeError('write() argument must be str, not %s' % type(text).__name__)
         self.pending += text
@@ -188,7 +226,8 @@ class LogStream:
 class ThreadRouter:
     """sys.stdout/sys.stderr replacement: a request thread's output goes to its
     request's log, every other thread's to the original stream (which Caddy
-    also logs, without a request to tie it to)."""
+    also logs, without a request to tie it to; a record of Python's logging
+    as a log record line, which gives it its level)."""
 
     def __init__(self, original, local, name):
         self.original = original
@@ -199,7 +238,15 @@ class ThreadRouter:
         return getattr(self.local, self.name, None) or self.original
 
     def write(self, text):
-        return self._target().write(text)
+        target = getattr(self.local, self.name, None)
+        if target is not None:
+            return target.write(text)
+        record = emitted_record(self.local, text)
+        if record is None:
+            return self.original.write(text)
+        self.original.write(wire.log_record_line(record_level(record.levelno), record.name,
+                                                 text.removesuffix('\n')))
+        return len(text)
 
     def writelines(self, lines):
         return self._target().writelines(lines)
@@ -410,8 +457,8 @@ class Worker:
     def __init__(self, conn, apps, local):
         self.conn = conn
         self.apps = apps
-        self.errors = LogStream(conn, wire.LEVEL_ERROR)
-        self.stdout = LogStream(conn, wire.LEVEL_INFO)
+        self.errors = LogStream(conn, wire.LEVEL_ERROR, local)
+        self.stdout = LogStream(conn, wire.LEVEL_INFO, local)
         self.local = local
         self.no_body = Input(conn, False)
 
@@ -489,9 +536,21 @@ class Worker:
 
 
 def install_output_routing():
-    """Route print() in request threads to the request's log. Returns the
+    """Route print() in request threads to the request's log, and let the
+    streams tell a record of Python's logging by its level. Returns the
     thread-local that Workers register their streams in."""
     local = threading.local()
     sys.stdout = ThreadRouter(sys.stdout, local, 'stdout')
     sys.stderr = ThreadRouter(sys.stderr, local, 'stderr')
+    make_record = logging.getLogRecordFactory()
+
+    def record_factory(*args, **kwargs):
+        # A weak reference: the record, and the traceback it may hold, live
+        # no longer than the application's logging call (or its handlers)
+        # keeps them.
+        record = make_record(*args, **kwargs)
+        local.record = weakref.ref(record)
+        return record
+
+    logging.setLogRecordFactory(record_factory)
     return local
