@@ -626,5 +626,5 @@ func (e *exchange) logFrame(f protocol.Frame) {
 		e.log(pool.LogLevel(level), string(text))
 		return
 	}
-	e.log(pool.LogLevel(level), string(text), zap.String("python_logger", string(logger)))
+	e.log(pool.LogLevel(level), string(text), zap.String(pool.PythonLoggerField, string(logger)))
 }

@@ -480,7 +480,7 @@ func (proc *process) logLine(logger *zap.Logger, level zapcore.Level, line []byt
 	var fields []zap.Field
 	if l, name, text, ok := protocol.ParseLogLine(line); ok {
 		level, line = LogLevel(l), text
-		fields = append(fields, zap.String("python_logger", string(name)))
+		fields = append(fields, zap.String(PythonLoggerField, string(name)))
 	}
 	text := string(line)
 	proc.output.add(text)
@@ -491,6 +491,10 @@ func (proc *process) logLine(logger *zap.Logger, level zapcore.Level, line []byt
 		ce.Write(fields...)
 	}
 }
+
+// PythonLoggerField is the log field that names the Python logger of a
+// record of Python's logging ("logger" is Caddy's own).
+const PythonLoggerField = "python_logger"
 
 // LogLevel is the zap level of a protocol log level (of a Log frame or a log
 // record line); an unknown one is an error.

@@ -238,8 +238,8 @@ class ThreadRouter:
         return getattr(self.local, self.name, None) or self.original
 
     def write(self, text):
-        target = getattr(self.local, self.name, None)
-        if target is not None:
+        target = self._target()
+        if target is not self.original:
             return target.write(text)
         record = emitted_record(self.local, text)
         if record is None:
