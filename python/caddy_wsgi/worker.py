@@ -154,13 +154,11 @@ def record_level(levelno):
     return wire.LEVEL_DEBUG
 
 
-def emitted_record(local, text):
+def emitted_record(ref, text):
     """The record of Python's logging that a handler is writing as text, if
-    it is one: the last record this thread made (see install_output_routing),
-    while it is being handled, once formatted, if text holds its message."""
-    ref = getattr(local, 'record', None)
-    if ref is None:
-        return None
+    it is one: the last record this thread made (ref, its weak reference in
+    ThreadOutput.record), while it is being handled, once formatted, if text
+    holds its message."""
     record = ref()
     if record is None or type(text) is not str:
         return None
@@ -184,13 +182,12 @@ class LogStream:
         self.pending = ''
 
     def write(self, text):
-        record = emitted_record(self.local, text)
-        if record is not None:
-            self.flush()
-            data = (record.name + '\0' + text.removesuffix('\n')).encode('utf-8', 'backslashreplace')
-            self.conn.send(wire.frame(wire.LOG, data[:wire.MAX_PAYLOAD],
-                                      record_level(record.levelno) | wire.FLAG_LOGGER))
-            return len(text)
+        ref = self.local.record
+        if ref is not None:
+            record = emitted_record(ref, text)
+            if record is not None:
+                self.send_record(record, text)
+                return len(text)
         if type(text) is not str:
             raise TypeError('write() argument must be str, not %s' % type(text).__name__)
         self.pending += text
@@ -211,6 +208,13 @@ class LogStream:
     def _send(self, text):
         data = text.encode('utf-8', 'backslashreplace')[:wire.MAX_PAYLOAD]
         self.conn.send(wire.frame(wire.LOG, data, self.level))
+
+    def send_record(self, record, text):
+        """Send what a handler wrote for record as one frame, after the
+        output before it."""
+        self.flush()
+        data = (record.name + '\0' + text.removesuffix('\n')).encode('utf-8', 'backslashreplace')
+        self.conn.send(wire.frame(wire.LOG, data[:wire.MAX_PAYLOAD], record_level(record.levelno) | wire.FLAG_LOGGER))
 
     # Enough of the io.TextIOBase interface for logging and print().
     encoding = 'utf-8'
@@ -241,7 +245,8 @@ class ThreadRouter:
         target = self._target()
         if target is not self.original:
             return target.write(text)
-        record = emitted_record(self.local, text)
+        ref = self.local.record
+        record = emitted_record(ref, text) if ref is not None else None
         if record is None:
             return self.original.write(text)
         self.original.write(wire.log_record_line(record_level(record.levelno), record.name,
@@ -535,11 +540,19 @@ class Worker:
                                   wire.LEVEL_ERROR) + end)
 
 
+class ThreadOutput(threading.local):
+    """Per thread: the streams of the request it serves (Worker.serve sets
+    them) and a weak reference to the last record of Python's logging it
+    made. The class attributes are the defaults, which are quicker to read
+    than a missing attribute."""
+    stdout = stderr = record = None
+
+
 def install_output_routing():
     """Route print() in request threads to the request's log, and let the
     streams tell a record of Python's logging by its level. Returns the
     thread-local that Workers register their streams in."""
-    local = threading.local()
+    local = ThreadOutput()
     sys.stdout = ThreadRouter(sys.stdout, local, 'stdout')
     sys.stderr = ThreadRouter(sys.stderr, local, 'stderr')
     make_record = logging.getLogRecordFactory()

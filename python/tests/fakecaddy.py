@@ -459,7 +459,7 @@ class FakeCaddy(Client):
         if base_environ is None:
             base_environ = make_base_environ()
         if local is None:
-            local = threading.local()
+            local = wsgi_worker.ThreadOutput()
         # As in main.main: the Worker is built on the calling thread and
         # serves on a thread of its own.
         self.worker = wsgi_worker.Worker(self.conn, [(app, base_environ), *extra_apps], local)

@@ -336,7 +336,7 @@ class Server:
         self.worker = worker.Worker(
             wire.Connection(worker_sock),
             [(app, {'wsgi.version': (1, 0), 'wsgi.file_wrapper': worker.FileWrapper}) for app in apps],
-            threading.local())
+            worker.ThreadOutput())
         self.thread = threading.Thread(target=self.worker.serve, daemon=True)
         self.thread.start()
 
