@@ -86,7 +86,10 @@ func ParseLog(flags uint8, payload []byte) (level uint8, logger, text []byte) {
 	if flags&FlagLogger == 0 {
 		return flags, nil, payload
 	}
-	logger, text, _ = bytes.Cut(payload, []byte{0})
+	logger, text, found := bytes.Cut(payload, []byte{0})
+	if !found {
+		return flags &^ FlagLogger, nil, payload
+	}
 	return flags &^ FlagLogger, logger, text
 }
 

@@ -697,3 +697,22 @@ func TestParseLogLine(t *testing.T) {
 		}
 	}
 }
+
+func TestParseLog(t *testing.T) {
+	for _, tc := range []struct {
+		flags        uint8
+		payload      string
+		level        uint8
+		logger, text string
+		noLogger     bool
+	}{
+		{LevelError, "a\x00b", LevelError, "", "a\x00b", true},
+		{LevelDebug | FlagLogger, "app.db\x00slow\nquery", LevelDebug, "app.db", "slow\nquery", false},
+		{LevelWarn | FlagLogger, "no NUL: all text", LevelWarn, "", "no NUL: all text", true},
+	} {
+		level, logger, text := ParseLog(tc.flags, []byte(tc.payload))
+		if level != tc.level || string(logger) != tc.logger || string(text) != tc.text || (logger == nil) != tc.noLogger {
+			t.Errorf("%#x %q: level %d logger %q text %q", tc.flags, tc.payload, level, logger, text)
+		}
+	}
+}
