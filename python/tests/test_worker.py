@@ -1235,8 +1235,10 @@ def log_each_level(logger):
 
 
 def check_each_level(records, name):
-    assert records[:5] == [(LEVEL_DEBUG, name, 'DEBUG:%s:to debug' % name), (LEVEL_INFO, name, 'INFO:%s:to info' % name),
-                           (LEVEL_WARN, name, 'WARNING:%s:to warn' % name), (LEVEL_ERROR, name, 'ERROR:%s:to error' % name),
+    assert records[:5] == [(LEVEL_DEBUG, name, 'DEBUG:%s:to debug' % name),
+                           (LEVEL_INFO, name, 'INFO:%s:to info' % name),
+                           (LEVEL_WARN, name, 'WARNING:%s:to warn' % name),
+                           (LEVEL_ERROR, name, 'ERROR:%s:to error' % name),
                            (LEVEL_ERROR, name, 'CRITICAL:%s:to critical' % name)]
     level, logger, text = records[5]
     assert (level, logger) == (LEVEL_ERROR, name)
