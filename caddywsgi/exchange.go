@@ -330,7 +330,7 @@ func (e *exchange) relay() error {
 				return e.workerFailed(err)
 			}
 		case protocol.Log:
-			e.log(logLevel(f.Flags), string(f.Payload))
+			e.logFrame(f)
 		default:
 			return e.workerFailed(fmt.Errorf("%w: unexpected %s frame", protocol.ErrProtocol, f.Type))
 		}
@@ -633,7 +633,7 @@ func (e *exchange) drain() {
 			}
 			syscall.Close(fd)
 		case protocol.Log:
-			e.log(logLevel(f.Flags), string(f.Payload))
+			e.logFrame(f)
 		case protocol.ResponseHead, protocol.ResponseBody, protocol.BodyMore:
 			// For no one: the client is gone, and CANCEL ended the request
 			// body.
@@ -664,12 +664,13 @@ func (e *exchange) log(level zapcore.Level, msg string, fields ...zap.Field) {
 	}
 }
 
-func logLevel(flags uint8) zapcore.Level {
-	switch flags {
-	case protocol.LevelInfo:
-		return zapcore.InfoLevel
-	case protocol.LevelWarn:
-		return zapcore.WarnLevel
+// logFrame logs what the application wrote: a record of Python's logging
+// at its level, with its logger's name; other output at its stream's level.
+func (e *exchange) logFrame(f protocol.Frame) {
+	level, logger, text := protocol.ParseLog(f.Flags, f.Payload)
+	if logger == nil {
+		e.log(pool.LogLevel(level), string(text))
+		return
 	}
-	return zapcore.ErrorLevel
+	e.log(pool.LogLevel(level), string(text), zap.String(pool.PythonLoggerField, string(logger)))
 }

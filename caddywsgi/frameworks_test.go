@@ -361,10 +361,11 @@ func TestFlask(t *testing.T) {
 	if res.StatusCode != 500 || !strings.Contains(body, "<h1>Internal Server Error</h1>") || strings.Contains(body, "flask-boom") {
 		t.Errorf("error: %d %q", res.StatusCode, body)
 	}
-	// app.logger writes to wsgi.errors: one log entry, tied to the request.
+	// app.logger writes to wsgi.errors: one log entry, tied to the request,
+	// a record of Python's logging with its logger.
 	line := c.waitLog("Exception on /error [GET]", "Traceback", "ZeroDivisionError: flask-boom", `"uri":"/flask/error"`)
-	if !strings.Contains(line, `"level":"error"`) {
-		t.Errorf("the traceback was not logged as an error: %s", line)
+	if !strings.Contains(line, `"level":"error"`) || !strings.Contains(line, `"python_logger":"flaskapp"`) {
+		t.Errorf("the traceback was not logged as an error of the logger flaskapp: %s", line)
 	}
 
 	// url_for includes the mount point.

@@ -477,15 +477,37 @@ func (proc *process) logLine(logger *zap.Logger, level zapcore.Level, line []byt
 	if !cut {
 		line = bytes.TrimSuffix(line, []byte{'\r'})
 	}
+	var fields []zap.Field
+	if l, name, text, ok := protocol.ParseLogLine(line); ok {
+		level, line = LogLevel(l), text
+		fields = append(fields, zap.String(PythonLoggerField, string(name)))
+	}
 	text := string(line)
 	proc.output.add(text)
 	if ce := logger.Check(level, text); ce != nil {
 		if cut {
-			ce.Write(zap.Bool("truncated", true), zap.Int("length", length))
-		} else {
-			ce.Write()
+			fields = append(fields, zap.Bool("truncated", true), zap.Int("length", length))
 		}
+		ce.Write(fields...)
 	}
+}
+
+// PythonLoggerField is the log field that names the Python logger of a
+// record of Python's logging ("logger" is Caddy's own).
+const PythonLoggerField = "python_logger"
+
+// LogLevel is the zap level of a protocol log level (of a Log frame or a log
+// record line); an unknown one is an error.
+func LogLevel(level uint8) zapcore.Level {
+	switch level {
+	case protocol.LevelDebug:
+		return zapcore.DebugLevel
+	case protocol.LevelInfo:
+		return zapcore.InfoLevel
+	case protocol.LevelWarn:
+		return zapcore.WarnLevel
+	}
+	return zapcore.ErrorLevel
 }
 
 // running is false once the process has been reaped, which may be before

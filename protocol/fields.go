@@ -79,3 +79,54 @@ func parseStatus(s []byte) (int, error) {
 	}
 	return code, nil
 }
+
+// ParseLog splits a Log frame into its level, the name of the Python logger
+// that made the record (empty for other output) and the text.
+func ParseLog(flags uint8, payload []byte) (level uint8, logger, text []byte) {
+	if flags&FlagLogger == 0 {
+		return flags, nil, payload
+	}
+	logger, text, found := bytes.Cut(payload, []byte{0})
+	if !found {
+		return flags &^ FlagLogger, nil, payload
+	}
+	return flags &^ FlagLogger, logger, text
+}
+
+// LogLineMark starts a log record line on a worker's stdout or stderr:
+// RS, the level as one digit, the logger's name, US, the escaped text.
+const LogLineMark = 0x1e
+
+// ParseLogLine reads a log record line (without its newline): the worker's
+// way to give a record of Python's logging its level and logger outside a
+// request. ok is false for any other line, which is logged as it is.
+func ParseLogLine(line []byte) (level uint8, logger, text []byte, ok bool) {
+	if len(line) < 2 || line[0] != LogLineMark || line[1] < '0' || line[1] > '0'+LevelDebug {
+		return 0, nil, nil, false
+	}
+	logger, escaped, ok := bytes.Cut(line[2:], []byte{0x1f})
+	if !ok {
+		return 0, nil, nil, false
+	}
+	return line[1] - '0', logger, unescapeLogText(escaped), true
+}
+
+// unescapeLogText undoes the worker's escaping of a log record line's text:
+// \n is a newline and \\ a backslash; any other backslash stays as it is.
+func unescapeLogText(b []byte) []byte {
+	if bytes.IndexByte(b, '\\') < 0 {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] == '\\' && i+1 < len(b) && (b[i+1] == 'n' || b[i+1] == '\\') {
+			i++
+			if b[i] == 'n' {
+				out = append(out, '\n')
+				continue
+			}
+		}
+		out = append(out, b[i])
+	}
+	return out
+}

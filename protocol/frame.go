@@ -12,7 +12,7 @@ import (
 
 // Version is the protocol version announced in the HELLO frame. A worker that
 // announces another version is refused.
-const Version = 3
+const Version = 4
 
 // HeaderSize is the size of every frame header: type, flags, two reserved zero
 // bytes and a big-endian uint32 payload length.
@@ -57,12 +57,18 @@ const (
 	FlagAborted   uint8 = 0x01 // on ResponseEnd
 )
 
-// Log levels, carried in the flags of a Log frame.
+// Log levels, carried in the flags of a Log frame without FlagLogger, and in
+// a log record line of a worker's stdout or stderr (ParseLogLine).
 const (
 	LevelInfo  uint8 = 0
 	LevelWarn  uint8 = 1
 	LevelError uint8 = 2
+	LevelDebug uint8 = 3
 )
+
+// FlagLogger on a Log frame: the text is a record of Python's logging, and
+// the payload starts with the name of its logger and a NUL (ParseLog).
+const FlagLogger uint8 = 0x80
 
 var typeNames = map[Type]string{
 	Hello: "HELLO", StartupError: "STARTUP_ERROR", ResponseHead: "RESPONSE_HEAD",

@@ -42,6 +42,7 @@ type vectorFrame struct {
 	Headers   [][2]string `json:"headers"`
 	DataHex   *string     `json:"data_hex"`
 	Text      *string     `json:"text"`
+	Logger    *string     `json:"logger"`
 	FileRange *FileRange  `json:"file_range"`
 	Want      *uint32     `json:"want"`
 	FD        bool        `json:"fd"`
@@ -154,7 +155,10 @@ func expectedPayload(tb testing.TB, f vectorFrame) []byte {
 		if f.Text == nil {
 			tb.Fatalf("%s frame without text", t)
 		}
-		p = []byte(*f.Text) // UTF-8
+		if f.Logger != nil {
+			p = append([]byte(*f.Logger), 0)
+		}
+		p = append(p, *f.Text...) // UTF-8
 	case ResponseFile:
 		if f.FileRange == nil {
 			tb.Fatal("RESPONSE_FILE frame without file_range")
@@ -305,6 +309,17 @@ func checkFrame(t *testing.T, got Frame, f vectorFrame) {
 		}
 		if fr != *f.FileRange {
 			t.Fatalf("file range %+v, want %+v", fr, *f.FileRange)
+		}
+	case Log:
+		level, logger, text := ParseLog(got.Flags, got.Payload)
+		if f.Logger != nil && (level != f.Flags&^FlagLogger || string(logger) != *f.Logger) {
+			t.Fatalf("LOG level %d logger %q, want flags %#x logger %q", level, logger, f.Flags, *f.Logger)
+		}
+		if f.Logger == nil && (level != f.Flags || logger != nil) {
+			t.Fatalf("LOG level %d logger %q, want level %d and no logger", level, logger, f.Flags)
+		}
+		if string(text) != *f.Text {
+			t.Fatalf("LOG text %q, want %q", text, *f.Text)
 		}
 	case BodyMore:
 		n, err := ParseBodyMore(got.Payload)
@@ -672,5 +687,46 @@ func (ctruncConn) ReadMsgUnix(b, oob []byte) (int, int, int, *net.UnixAddr, erro
 func TestReaderControlTruncated(t *testing.T) {
 	if _, err := NewReader(ctruncConn{}).Next(); !errors.Is(err, ErrProtocol) {
 		t.Fatalf("MSG_CTRUNC: %v", err)
+	}
+}
+
+func TestParseLogLine(t *testing.T) {
+	for _, tc := range []struct {
+		line, logger, text string
+		level              uint8
+		ok                 bool
+	}{
+		{"\x1e3app.db\x1fslow query", "app.db", "slow query", LevelDebug, true},
+		{"\x1e2root\x1fTraceback:\\n  File \\\\x\\n", "root", "Traceback:\n  File \\x\n", LevelError, true},
+		{"\x1e0\x1f", "", "", LevelInfo, true},
+		{"\x1e1a\x1fkept \\t and a trailing \\", "a", "kept \\t and a trailing \\", LevelWarn, true},
+		{"plain text", "", "", 0, false},
+		{"\x1e4root\x1fno such level", "", "", 0, false},
+		{"\x1e0no separator", "", "", 0, false},
+		{"\x1e", "", "", 0, false},
+	} {
+		level, logger, text, ok := ParseLogLine([]byte(tc.line))
+		if ok != tc.ok || ok && (level != tc.level || string(logger) != tc.logger || string(text) != tc.text) {
+			t.Errorf("%q: level %d logger %q text %q ok %v", tc.line, level, logger, text, ok)
+		}
+	}
+}
+
+func TestParseLog(t *testing.T) {
+	for _, tc := range []struct {
+		flags        uint8
+		payload      string
+		level        uint8
+		logger, text string
+		noLogger     bool
+	}{
+		{LevelError, "a\x00b", LevelError, "", "a\x00b", true},
+		{LevelDebug | FlagLogger, "app.db\x00slow\nquery", LevelDebug, "app.db", "slow\nquery", false},
+		{LevelWarn | FlagLogger, "no NUL: all text", LevelWarn, "", "no NUL: all text", true},
+	} {
+		level, logger, text := ParseLog(tc.flags, []byte(tc.payload))
+		if level != tc.level || string(logger) != tc.logger || string(text) != tc.text || (logger == nil) != tc.noLogger {
+			t.Errorf("%#x %q: level %d logger %q text %q", tc.flags, tc.payload, level, logger, text)
+		}
 	}
 }

@@ -3,7 +3,7 @@
 import socket
 import struct
 
-VERSION = 3
+VERSION = 4
 
 # type, flags, application index (REQUEST) or reserved (zero), payload length
 HEADER = struct.Struct('>BBHI')
@@ -36,6 +36,8 @@ FLAG_ABORTED = 0x01     # RESPONSE_END
 LEVEL_INFO = 0
 LEVEL_WARN = 1
 LEVEL_ERROR = 2
+LEVEL_DEBUG = 3
+FLAG_LOGGER = 0x80      # LOG: the payload starts with the logger's name and a NUL
 
 # Linux's IOV_MAX is 1024 buffers per sendmsg.
 IOV_MAX_SAFE = 512
@@ -59,6 +61,12 @@ def change_notice(path, mtime_ns):
     is now mtime_ns: the two tell one change from another. A newline in the
     path, which would end the notice, is escaped."""
     return CHANGE_NOTICE + b'%d ' % mtime_ns + path.replace('\n', '\\n').encode('utf-8', 'surrogateescape') + b'\n'
+
+
+def log_record_line(level, logger, text):
+    """A record of Python's logging as one line of stdout or stderr, which
+    Caddy logs at the record's level with its logger's name."""
+    return '\x1e%d%s\x1f%s\n' % (level, logger, text.replace('\\', '\\\\').replace('\n', '\\n'))
 
 
 class ProtocolError(Exception):

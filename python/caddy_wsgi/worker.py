@@ -4,11 +4,13 @@ Like wsgiref.handlers, but speaking the caddy-wsgi wire format instead of
 HTTP. The hot path is Worker.serve -> Worker.handle -> Request.send.
 """
 
+import logging
 import os
 import stat
 import sys
 import threading
 import traceback
+import weakref
 from itertools import chain
 from time import monotonic
 
@@ -141,18 +143,51 @@ class Input:
         return False
 
 
+def record_level(levelno):
+    """The protocol's log level for a level of Python's logging."""
+    if levelno >= logging.ERROR:
+        return wire.LEVEL_ERROR
+    if levelno >= logging.WARNING:
+        return wire.LEVEL_WARN
+    if levelno >= logging.INFO:
+        return wire.LEVEL_INFO
+    return wire.LEVEL_DEBUG
+
+
+def emitted_record(ref, text):
+    """The record of Python's logging that a handler is writing as text, if
+    it is one: the last record this thread made (ref, its weak reference in
+    ThreadOutput.record), while it is being handled, once formatted, if text
+    holds its message."""
+    record = ref()
+    if record is None or type(text) is not str:
+        return None
+    message = getattr(record, 'message', None)
+    if message is None or message not in text:
+        return None
+    return record
+
+
 class LogStream:
     """A text stream whose complete lines become LOG frames on one connection.
 
     Used for wsgi.errors and, in request threads, for sys.stdout and sys.stderr.
+    A record of Python's logging written to it is one frame at its own level.
     """
 
-    def __init__(self, conn, level):
+    def __init__(self, conn, level, local):
         self.conn = conn
         self.level = level
+        self.local = local
         self.pending = ''
 
     def write(self, text):
+        ref = self.local.record
+        if ref is not None:
+            record = emitted_record(ref, text)
+            if record is not None:
+                self.send_record(record, text)
+                return len(text)
         if type(text) is not str:
             raise TypeError('write() argument must be str, not %s' % type(text).__name__)
         self.pending += text
@@ -174,6 +209,13 @@ class LogStream:
         data = text.encode('utf-8', 'backslashreplace')[:wire.MAX_PAYLOAD]
         self.conn.send(wire.frame(wire.LOG, data, self.level))
 
+    def send_record(self, record, text):
+        """Send what a handler wrote for record as one frame, after the
+        output before it."""
+        self.flush()
+        data = (record.name + '\0' + text.removesuffix('\n')).encode('utf-8', 'backslashreplace')
+        self.conn.send(wire.frame(wire.LOG, data[:wire.MAX_PAYLOAD], record_level(record.levelno) | wire.FLAG_LOGGER))
+
     # Enough of the io.TextIOBase interface for logging and print().
     encoding = 'utf-8'
     errors = 'backslashreplace'
@@ -188,7 +230,8 @@ class LogStream:
 class ThreadRouter:
     """sys.stdout/sys.stderr replacement: a request thread's output goes to its
     request's log, every other thread's to the original stream (which Caddy
-    also logs, without a request to tie it to)."""
+    also logs, without a request to tie it to; a record of Python's logging
+    as a log record line, which gives it its level)."""
 
     def __init__(self, original, local, name):
         self.original = original
@@ -199,7 +242,16 @@ class ThreadRouter:
         return getattr(self.local, self.name, None) or self.original
 
     def write(self, text):
-        return self._target().write(text)
+        target = self._target()
+        if target is not self.original:
+            return target.write(text)
+        ref = self.local.record
+        record = emitted_record(ref, text) if ref is not None else None
+        if record is None:
+            return self.original.write(text)
+        self.original.write(wire.log_record_line(record_level(record.levelno), record.name,
+                                                 text.removesuffix('\n')))
+        return len(text)
 
     def writelines(self, lines):
         return self._target().writelines(lines)
@@ -413,8 +465,8 @@ class Worker:
     def __init__(self, conn, apps, local):
         self.conn = conn
         self.apps = apps
-        self.errors = LogStream(conn, wire.LEVEL_ERROR)
-        self.stdout = LogStream(conn, wire.LEVEL_INFO)
+        self.errors = LogStream(conn, wire.LEVEL_ERROR, local)
+        self.stdout = LogStream(conn, wire.LEVEL_INFO, local)
         self.local = local
         self.no_body = Input(conn, False)
 
@@ -491,10 +543,30 @@ class Worker:
                                   wire.LEVEL_ERROR) + end)
 
 
+class ThreadOutput(threading.local):
+    """Per thread: the streams of the request it serves (Worker.serve sets
+    them) and a weak reference to the last record of Python's logging it
+    made. The class attributes are the defaults, which are quicker to read
+    than a missing attribute."""
+    stdout = stderr = record = None
+
+
 def install_output_routing():
-    """Route print() in request threads to the request's log. Returns the
+    """Route print() in request threads to the request's log, and let the
+    streams tell a record of Python's logging by its level. Returns the
     thread-local that Workers register their streams in."""
-    local = threading.local()
+    local = ThreadOutput()
     sys.stdout = ThreadRouter(sys.stdout, local, 'stdout')
     sys.stderr = ThreadRouter(sys.stderr, local, 'stderr')
+    make_record = logging.getLogRecordFactory()
+
+    def record_factory(*args, **kwargs):
+        # A weak reference: the record, and the traceback it may hold, live
+        # no longer than the application's logging call (or its handlers)
+        # keeps them.
+        record = make_record(*args, **kwargs)
+        local.record = weakref.ref(record)
+        return record
+
+    logging.setLogRecordFactory(record_factory)
     return local

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import logging
 import os
 import socket
 import stat
@@ -55,6 +56,8 @@ FLAG_ABORTED = 0x01
 LEVEL_INFO = 0
 LEVEL_WARN = 1
 LEVEL_ERROR = 2
+LEVEL_DEBUG = 3
+FLAG_LOGGER = 0x80
 
 NAMES = {
     HELLO: 'HELLO', STARTUP_ERROR: 'STARTUP_ERROR', RESPONSE_HEAD: 'HEAD',
@@ -143,6 +146,7 @@ class Response:
     body: bytes = b''
     frames: list = field(default_factory=list)
     logs: list = field(default_factory=list)       # (level, text)
+    records: list = field(default_factory=list)    # (level, logger, text) of FLAG_LOGGER frames, also in logs
     aborted: bool = False
     app_error: str = None
     body_more: list = field(default_factory=list)  # sizes the worker asked for
@@ -379,7 +383,13 @@ class Client:
                 resp.app_error = f.payload.decode('utf-8')
                 break
             elif f.kind == LOG:
-                resp.logs.append((f.flags, f.payload.decode('utf-8')))
+                level, text = f.flags & ~FLAG_LOGGER, f.payload.decode('utf-8')
+                if f.flags & FLAG_LOGGER:
+                    if '\0' not in text:
+                        raise ProtocolViolation('LOG with FLAG_LOGGER and no NUL: %r' % text)
+                    logger, text = text.split('\0', 1)
+                    resp.records.append((level, logger, text))
+                resp.logs.append((level, text))
             elif f.kind == BODY_MORE:
                 if len(f.payload) != UINT32.size:
                     raise ProtocolViolation('BODY_MORE payload of %d bytes' % len(f.payload))
@@ -449,7 +459,7 @@ class FakeCaddy(Client):
         if base_environ is None:
             base_environ = make_base_environ()
         if local is None:
-            local = threading.local()
+            local = wsgi_worker.ThreadOutput()
         # As in main.main: the Worker is built on the calling thread and
         # serves on a thread of its own.
         self.worker = wsgi_worker.Worker(self.conn, [(app, base_environ), *extra_apps], local)
@@ -490,14 +500,15 @@ def os_trap(monkeypatch):
 @contextlib.contextmanager
 def routed_output():
     """install_output_routing(), undone afterwards: it replaces sys.stdout
-    and sys.stderr for the whole process. Enter it inside the test itself,
+    and sys.stderr and the log record factory for the whole process. Enter it inside the test itself,
     not in a fixture: pytest's output capture puts its own sys.stdout back
     between a test's setup and call."""
-    saved = sys.stdout, sys.stderr
+    saved = sys.stdout, sys.stderr, logging.getLogRecordFactory()
     try:
         yield wsgi_worker.install_output_routing()
     finally:
-        sys.stdout, sys.stderr = saved
+        sys.stdout, sys.stderr = saved[:2]
+        logging.setLogRecordFactory(saved[2])
 
 
 @pytest.fixture

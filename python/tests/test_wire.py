@@ -44,6 +44,8 @@ def payload_of(f):
         return b'\0'.join([f['status'].encode('latin-1')] + [x.encode('latin-1') for h in f['headers'] for x in h])
     if 'data_hex' in f:
         return bytes.fromhex(f['data_hex'])
+    if 'logger' in f:
+        return (f['logger'] + '\0' + f['text']).encode('utf-8')
     if 'text' in f:
         return f['text'].encode('utf-8')
     if 'file_range' in f:
@@ -54,7 +56,7 @@ def payload_of(f):
 
 
 def test_constants():
-    assert wire.VERSION == VECTORS['protocol_version'] == 3
+    assert wire.VERSION == VECTORS['protocol_version'] == 4
     assert wire.HEADER_SIZE == 8
     assert wire.MAX_PAYLOAD == 16 * 1024 * 1024
     assert wire.BODY_CHUNK == 64 * 1024
@@ -88,6 +90,8 @@ def test_encode_worker_frames(param):
         got = wire.END_ABORTED if flags & wire.FLAG_ABORTED else wire.END_COMPLETE
     elif kind == wire.BODY_MORE:
         got = wire.frame(kind, wire.BODY_MORE_SIZE.pack(f['want']))
+    elif kind == wire.LOG and flags & wire.FLAG_LOGGER:
+        got = wire.frame(kind, (f['logger'] + '\0' + f['text']).encode('utf-8'), flags)
     elif kind in (wire.LOG, wire.APP_ERROR, wire.STARTUP_ERROR):
         got = wire.frame(kind, f['text'].encode('utf-8', 'backslashreplace'), flags)
     else:
@@ -332,7 +336,7 @@ class Server:
         self.worker = worker.Worker(
             wire.Connection(worker_sock),
             [(app, {'wsgi.version': (1, 0), 'wsgi.file_wrapper': worker.FileWrapper}) for app in apps],
-            threading.local())
+            worker.ThreadOutput())
         self.thread = threading.Thread(target=self.worker.serve, daemon=True)
         self.thread.start()
 
@@ -549,7 +553,7 @@ def test_process_hello_on_every_connection_and_shutdown(tmp_path):
             kind, flags, payload = wire.Connection(sock).read_frame()
             assert (kind, flags) == (wire.HELLO, 0)
             hello = wire.decode_pairs(payload)
-            assert hello['protocol'] == '3'
+            assert hello['protocol'] == '4'
             assert hello['pid'] == str(proc.pid)
         socks[1].sendall(vector_bytes('request_get_no_body'))
         expected = vector_bytes('response_hello_world')
@@ -679,4 +683,4 @@ def test_hello_with_non_latin1_executable(monkeypatch):
     main.hello(Conn())
     kind, _, _, size = wire.HEADER.unpack(sent[0][:wire.HEADER_SIZE])
     assert kind == wire.HELLO
-    assert wire.decode_pairs(sent[0][wire.HEADER_SIZE:])['protocol'] == '3'
+    assert wire.decode_pairs(sent[0][wire.HEADER_SIZE:])['protocol'] == '4'

@@ -1,8 +1,10 @@
 """caddy_wsgi.worker against a fake Caddy (fakecaddy.py): PEP 3333 behaviour
 and the wire protocol, one request at a time on one connection."""
 
+import contextlib
 import io
 import logging
+import logging.handlers
 import sys
 import threading
 import warnings
@@ -11,8 +13,9 @@ from wsgiref.validate import validator
 import pytest
 
 from caddy_wsgi import wire, worker
-from fakecaddy import (BODY, BODY_CHUNK, BODY_END, CANCEL, DEFAULT_ENVIRON, FLAG_NO_BODY, LEVEL_ERROR,  # noqa: F401 (fixtures)
-                       LEVEL_INFO, REQUEST, TIMEOUT, encode_pairs, frame, make_base_environ, make_caddy, os_trap)
+from fakecaddy import (BODY, BODY_CHUNK, BODY_END, CANCEL, DEFAULT_ENVIRON, FLAG_NO_BODY,  # noqa: F401 (fixtures)
+                       LEVEL_DEBUG, LEVEL_ERROR, LEVEL_INFO, LEVEL_WARN, REQUEST, TIMEOUT, encode_pairs, frame,
+                       make_base_environ, make_caddy, os_trap, routed_output)
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -1174,7 +1177,8 @@ def test_wsgi_errors_with_logging_module(serve):
         return iter([b'x'])
 
     resp = serve(app).request()
-    assert resp.logs == [(LEVEL_ERROR, 'WARNING via logging: caf\u00e9')]
+    assert resp.records == [(LEVEL_WARN, 'caddy_wsgi.tests.app', 'WARNING via logging: caf\u00e9')]
+    assert resp.logs == [(LEVEL_WARN, 'WARNING via logging: caf\u00e9')]
 
 
 def test_log_text_is_utf8_with_surrogates_escaped(serve):
@@ -1199,6 +1203,130 @@ def test_print_in_request_thread_becomes_log(serve):
     assert (LEVEL_INFO, 'to stdout') in resp.logs
     assert (LEVEL_ERROR, 'to stderr') in resp.logs
     assert (LEVEL_INFO, 'partial') in resp.logs
+
+
+@contextlib.contextmanager
+def stream_logger(name, stream, handler_level=logging.NOTSET):
+    """A logger at DEBUG with a StreamHandler on stream, as basicConfig() or a
+    Django LOGGING dict make one."""
+    logger = logging.getLogger(name)
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(handler_level)
+    handler.setFormatter(logging.Formatter('%(levelname)s:%(name)s:%(message)s'))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    try:
+        yield logger
+    finally:
+        logger.removeHandler(handler)
+
+
+def log_each_level(logger):
+    logger.debug('to debug')
+    logger.info('to info')
+    logger.warning('to warn')
+    logger.error('to error')
+    logger.critical('to critical')
+    try:
+        1 / 0
+    except ZeroDivisionError:
+        logger.exception('it failed')
+
+
+def check_each_level(records, name):
+    assert records[:5] == [(LEVEL_DEBUG, name, 'DEBUG:%s:to debug' % name),
+                           (LEVEL_INFO, name, 'INFO:%s:to info' % name),
+                           (LEVEL_WARN, name, 'WARNING:%s:to warn' % name),
+                           (LEVEL_ERROR, name, 'ERROR:%s:to error' % name),
+                           (LEVEL_ERROR, name, 'CRITICAL:%s:to critical' % name)]
+    level, logger, text = records[5]
+    assert (level, logger) == (LEVEL_ERROR, name)
+    assert text.startswith('ERROR:%s:it failed\nTraceback (most recent call last):\n' % name)
+    assert text.endswith('\nZeroDivisionError: division by zero')
+    assert len(records) == 6
+
+
+@pytest.mark.parametrize('stream', ['stdout', 'stderr'])
+def test_logging_records_in_request_thread_keep_their_level(serve, stream):
+    name = 'caddy_wsgi.tests.' + stream
+
+    def app(environ, start_response):
+        # The handler holds the stream of its creation, as basicConfig()'s
+        # made at import time does: the router.
+        with stream_logger(name, getattr(sys, stream)) as logger:
+            print('partial line', end='', file=getattr(sys, stream))
+            log_each_level(logger)
+        print('printed')
+        environ['wsgi.errors'].write('to wsgi.errors\n')
+        start_response('200 OK', [])
+        return iter([b'x'])
+
+    resp = serve(app).request()
+    check_each_level(resp.records, name)
+    # Output before a record keeps its place and its level.
+    assert resp.logs[0] == (LEVEL_INFO if stream == 'stdout' else LEVEL_ERROR, 'partial line')
+    assert resp.logs[-2:] == [(LEVEL_INFO, 'printed'), (LEVEL_ERROR, 'to wsgi.errors')]
+
+
+def test_output_after_a_record_keeps_its_stream_level(serve):
+    """A record a handler filtered out, or one a handler holds on to, does not
+    lend its level to the output that follows."""
+    def app(environ, start_response):
+        with stream_logger('caddy_wsgi.tests.filtered', sys.stderr, logging.WARNING) as logger:
+            logger.debug('same text')
+            sys.stderr.write('same text\n')
+            memory = logging.handlers.MemoryHandler(100)
+            logger.addHandler(memory)
+            logger.info('held')
+            print('printed')
+            sys.stderr.write('written\n')
+            logger.removeHandler(memory)
+        start_response('200 OK', [])
+        return iter([b'x'])
+
+    resp = serve(app).request()
+    assert resp.records == []
+    assert resp.logs == [(LEVEL_ERROR, 'same text'), (LEVEL_INFO, 'printed'), (LEVEL_ERROR, 'written')]
+
+
+def test_logging_records_outside_requests_become_log_record_lines(monkeypatch):
+    """Caddy logs the worker's own stdout and stderr; a record there is one
+    line that gives Caddy its level and logger (PROTOCOL.md section 3)."""
+    original = io.StringIO()
+    monkeypatch.setattr(sys, 'stderr', original)
+    with routed_output():
+        with stream_logger('caddy_wsgi.tests.background', sys.stderr) as logger:
+            sys.stderr.write('plain\n')
+            logger.warning('two\nlines with a \\ backslash')
+            thread = threading.Thread(target=log_each_level, args=(logger,))
+            thread.start()
+            thread.join()
+    lines = original.getvalue().split('\n')
+    name = 'caddy_wsgi.tests.background'
+    assert lines[:3] == ['plain', '\x1e1%s\x1fWARNING:%s:two\\nlines with a \\\\ backslash' % (name, name),
+                         '\x1e3%s\x1fDEBUG:%s:to debug' % (name, name)]
+    assert lines[-2].startswith('\x1e2%s\x1fERROR:%s:it failed\\nTraceback (most recent call last):\\n' % (name, name))
+    assert lines[-2].endswith('\\nZeroDivisionError: division by zero')
+    assert len(lines) == 9 and lines[-1] == ''
+
+
+def test_record_factory_chains_to_the_one_before(monkeypatch):
+    made = []
+    previous = logging.getLogRecordFactory()
+
+    def app_factory(*args, **kwargs):
+        record = previous(*args, **kwargs)
+        made.append(record)
+        return record
+
+    logging.setLogRecordFactory(app_factory)
+    try:
+        with routed_output():
+            logging.getLogger('caddy_wsgi.tests.chained').warning('made by both')
+    finally:
+        logging.setLogRecordFactory(previous)
+    assert [r.getMessage() for r in made] == ['made by both']
 
 
 def test_print_in_other_thread_is_not_logged(serve):

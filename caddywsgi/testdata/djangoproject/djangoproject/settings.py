@@ -25,14 +25,20 @@ STATIC_URL = 'static/'
 DOWNLOAD_DIR = os.environ.get('DJANGOPROJECT_DOWNLOAD_DIR', '')
 
 # With DEBUG off Django only mails request errors to the admins: send them to
-# stderr instead, which caddy-wsgi logs.
+# stderr instead, which caddy-wsgi logs. The project's own loggers log every
+# level to stdout.
 LOGGING = {
     'version': 1,
     'disable_existing_loggers': False,
+    'formatters': {
+        'plain': {'format': '{levelname} {name}: {message}', 'style': '{'},
+    },
     'handlers': {
         'stderr': {'class': 'logging.StreamHandler'},
+        'stdout': {'class': 'logging.StreamHandler', 'stream': 'ext://sys.stdout', 'formatter': 'plain'},
     },
     'loggers': {
         'django.request': {'handlers': ['stderr'], 'level': 'ERROR', 'propagate': False},
+        'djangoproject': {'handlers': ['stdout'], 'level': 'DEBUG', 'propagate': False},
     },
 }

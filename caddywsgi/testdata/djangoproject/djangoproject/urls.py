@@ -12,4 +12,5 @@ urlpatterns = [
     path('files/<str:name>', views.files),
     path('missing', views.missing),
     path('error', views.error),
+    path('log/<str:where>', views.log),
 ]

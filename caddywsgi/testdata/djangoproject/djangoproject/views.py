@@ -1,11 +1,14 @@
 import hashlib
 import os
+import threading
 import time
 
 from django.conf import settings
 from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
+
+from .logdemo import log_each_level
 
 
 def info(request, rest=''):
@@ -85,3 +88,15 @@ def missing(request):
 
 def error(request):
     raise ZeroDivisionError('django-boom')
+
+
+def log(request, where):
+    """Logs at every level from the request's thread, or from a thread of its
+    own for /log/background."""
+    if where == 'background':
+        thread = threading.Thread(target=log_each_level, args=('django-background',))
+        thread.start()
+        thread.join()
+    else:
+        log_each_level('django-request')
+    return JsonResponse({'logged': where})
