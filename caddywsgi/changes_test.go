@@ -43,8 +43,9 @@ func TestReloadOnChangesAfterFailedReload(t *testing.T) {
 	}
 
 	replaceFile(t, module, "TEXT = 'after'\n", time.Now().Add(2*time.Minute))
+	// Whether the second old process notices this change before the reload
+	// replaces it is a race: only the reload itself is certain.
 	waitLogCount(t, c, 2, "recycling worker process", "source changed: "+module)
-	waitLogCount(t, c, 2, "source change already being reloaded")
 	for range 4 {
 		if res, body := get(t, plainClient, "GET", c.URL("/"), nil); res.StatusCode != 200 || body != "after" {
 			t.Fatalf("after the fix: %d %q", res.StatusCode, body)
