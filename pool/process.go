@@ -37,17 +37,18 @@ type process struct {
 	output *tailBuffer // the last lines the process wrote, for error reports
 
 	// Guarded by pool.mu.
-	idle []*Conn
-	busy int
-	dead bool
+	state State   // see State; only moveLocked changes it
+	idle  []*Conn // the connections of its idle threads; only a serving process has any
+	busy  int     // threads handed a request and not yet released
 
 	// Lifecycle, guarded by pool.mu; see lifecycle.go.
-	recycled     bool          // out of service: exits once its requests end
-	drained      chan struct{} // closed when a recycled process has no request left
-	requests     int           // requests handed to it, for MaximumRequests
-	lastActive   time.Time     // when it last became idle, for InactivityTimeout
-	restartTimer *time.Timer   // RestartInterval
-	idleTimer    *time.Timer   // InactivityTimeout
+	drained       chan struct{} // closed when it enters Stopping: out of service, no request left
+	requests      int           // requests handed to it, for MaximumRequests
+	lastActive    time.Time     // when it last became idle, for InactivityTimeout
+	restartTimer  *time.Timer   // RestartInterval
+	idleTimer     *time.Timer   // InactivityTimeout
+	restartReason Reason        // why the process it replaced in its slot went; none for one the pool started with
+	condemned     Reason        // why it was condemned, if it was: what its slot restarts for
 }
 
 // Conn is a connection to one worker thread. The caller that acquired it has
@@ -75,7 +76,7 @@ func (c *Conn) PID() int { return c.proc.pid }
 // spawn starts a process and waits for its HELLO on every connection.
 func (p *Pool) spawn() (*process, error) {
 	cfg := p.cfg
-	proc := &process{pool: p, exited: make(chan struct{}), output: &tailBuffer{max: 40}}
+	proc := &process{pool: p, exited: make(chan struct{}), drained: make(chan struct{}), output: &tailBuffer{max: 40}}
 	// The worker's stdout and stderr: pipes of our own, as cmd.StdoutPipe's
 	// are closed by cmd.Wait, which returns when the process exits: what it
 	// wrote last must still be read.
@@ -186,6 +187,11 @@ func (p *Pool) spawn() (*process, error) {
 		// which a grandchild may hold for as long as it likes: the requests
 		// of a dead worker fail at once, and supervise replaces it.
 		cmd.Wait()
+		// Dead from its exit on, before it is reaped as far as supervise
+		// is concerned: no request goes to a process that has exited.
+		p.mu.Lock()
+		p.moveLocked(proc, Dead)
+		p.mu.Unlock()
 		proc.shutdownConns()
 		if control != nil {
 			control.Close()
@@ -337,7 +343,7 @@ func (proc *process) watchControl(control *net.UnixConn, timeout time.Duration, 
 			// while it is being reaped; supervise starts its replacement.
 			p := proc.pool
 			p.mu.Lock()
-			p.condemnLocked(proc)
+			p.condemnLocked(proc, ReasonDeadlockTimeout)
 			p.mu.Unlock()
 			proc.kill()
 		}
@@ -485,17 +491,6 @@ func (proc *process) logLine(logger *zap.Logger, level zapcore.Level, line []byt
 		} else {
 			ce.Write()
 		}
-	}
-}
-
-// running is false once the process has been reaped, which may be before
-// supervise has marked it dead.
-func (proc *process) running() bool {
-	select {
-	case <-proc.exited:
-		return false
-	default:
-		return true
 	}
 }
 
