@@ -101,3 +101,24 @@ func cpuTicks(b *testing.B, pid int) int64 {
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	return utime + stime
 }
+
+// BenchmarkAcquireRelease measures the pool's dispatch alone: Acquire and
+// Release of an idle thread of one of several processes, with no request
+// written (the worker sees nothing), so that the pool's bookkeeping is not
+// lost in the noise of a round trip to Python.
+func BenchmarkAcquireRelease(b *testing.B) {
+	app, _ := filepath.Abs("testdata/hello.py")
+	py := os.Getenv("CADDY_WSGI_TEST_PYTHON")
+	p, err := New(Config{Apps: []App{{Target: app}}, Python: py, Processes: 4, Threads: 4, User: workerUser()}, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	for b.Loop() {
+		c, err := p.Acquire(context.Background(), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Release(c, Reusable)
+	}
+}
