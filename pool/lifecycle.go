@@ -199,26 +199,20 @@ func (p *Pool) reloadLocked(reason Reason, detail string) {
 		go func() {
 			defer p.wg.Done()
 			next, err := p.spawn()
-			stopped := false
 			if err == nil {
 				p.adopt(slot, next, reason, detail)
-			} else {
-				select {
-				case <-p.stopped:
-					stopped = true
-				default:
-					p.log.Error("could not reload the application; the old worker process keeps serving", zap.Error(err))
-				}
 			}
 			p.mu.Lock()
 			defer p.mu.Unlock()
-			left--
-			if err != nil {
+			// Once the pool is stopped, errors are its doing.
+			if err != nil && !p.closed {
+				p.log.Error("could not reload the application; the old worker process keeps serving", zap.Error(err))
 				failed++
 			}
+			left--
 			if left == 0 {
 				p.reloading--
-				if !stopped {
+				if !p.closed {
 					p.log.Info("reload finished", zap.String("reason", detail), zap.Int("failed", failed))
 				}
 			}

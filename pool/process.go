@@ -187,8 +187,9 @@ func (p *Pool) spawn() (*process, error) {
 		// which a grandchild may hold for as long as it likes: the requests
 		// of a dead worker fail at once, and supervise replaces it.
 		cmd.Wait()
-		// Dead from its exit on, before it is reaped as far as supervise
-		// is concerned: no request goes to a process that has exited.
+		// Dead as soon as it has exited, before its last output is read
+		// and supervise wakes: no request goes to a process that has
+		// exited (one that dies unnoticed still can: see Acquire).
 		p.mu.Lock()
 		p.moveLocked(proc, Dead)
 		p.mu.Unlock()
