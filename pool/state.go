@@ -89,11 +89,12 @@ func (p *Pool) moveLocked(proc *process, to State) bool {
 			c.close()
 		}
 		proc.idle = nil
-	case from == Starting && to != Serving:
-		// A process that never served has only idle threads.
-		for _, c := range proc.conns {
-			c.close()
-		}
+	case from == Starting && to == Stopping:
+		// Surplus, or stopped before it served: all its threads are idle.
+		// Its sockets only: spawn's handshake may be reading them. One
+		// that dies starting keeps them open, for the handshake to read
+		// what it sent before it died (its STARTUP_ERROR).
+		proc.closeConns()
 	}
 	if to == Stopping {
 		close(proc.drained)
