@@ -58,7 +58,7 @@ func (p *Pool) retireLocked(proc *process) {
 
 // outOfServiceLocked makes a starting or serving proc take no new request,
 // and frees its slot: it drains, or stops at once if it has no request (see
-// moveLocked). One that is out of service already stays as it is.
+// moveLocked). One draining, stopping or dead already stays so.
 func (p *Pool) outOfServiceLocked(proc *process) {
 	if slot := p.slotLocked(proc); slot >= 0 {
 		p.procs[slot] = nil
