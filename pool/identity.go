@@ -69,6 +69,18 @@ func lookupIdentity(cfg Config) (*identity, error) {
 	}, nil
 }
 
+// String is the name of the user the workers run as: Caddy's own for a nil
+// identity.
+func (id *identity) String() string {
+	if id != nil {
+		return id.name
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return strconv.Itoa(os.Geteuid())
+}
+
 // groupID accepts a group name or number.
 func groupID(name string) (uint64, error) {
 	if id, err := strconv.ParseUint(name, 10, 32); err == nil {

@@ -3,7 +3,8 @@ package pool
 // The life cycle of a daemon process group, as mod_wsgi's: processes are
 // recycled (replaced gracefully) on maximum_requests, restart_interval,
 // inactivity_timeout, memory_limit and cpu_time_limit, when a connection falls
-// out of step, and when a script or another source file changes.
+// out of step, and when a script or another source file changes. A
+// process's State (state.go) says where each one is.
 
 import (
 	"bytes"
@@ -20,28 +21,31 @@ import (
 )
 
 // recycle is recycleLocked for callers that do not hold p.mu.
-func (p *Pool) recycle(proc *process, reason string) {
+func (p *Pool) recycle(proc *process, reason Reason, detail string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.recycleLocked(proc, reason)
+	p.recycleLocked(proc, reason, detail)
 }
 
-// recycleLocked takes an in-service process out of service at once and
-// starts its replacement, which takes requests as soon as it has loaded the
+// recycleLocked takes a serving process out of service at once and starts
+// its replacement, which takes requests as soon as it has loaded the
 // application: meanwhile the pool runs one process more than Processes. The
-// old process finishes the requests it has and exits (see drain).
-func (p *Pool) recycleLocked(proc *process, reason string) {
-	slot := p.slotLocked(proc)
-	// Out of service already, or dead: supervise restarts a dead one.
-	if slot < 0 || proc.dead || p.closed {
+// old process finishes the requests it has and exits (see drain). detail
+// is the reason for a human, with the numbers involved.
+func (p *Pool) recycleLocked(proc *process, reason Reason, detail string) {
+	// Out of service already, or dead: supervise restarts a dead one. Stop
+	// takes every process out of service, so none serves once it has run.
+	if proc.state != Serving {
 		return
 	}
-	p.log.Info("recycling worker process", zap.Int("pid", proc.pid), zap.String("reason", reason))
+	slot := p.slotLocked(proc)
+	p.log.Info("recycling worker process", zap.Int("pid", proc.pid), zap.String("reason", detail), reason.field())
+	p.counters.restarts[reason]++
 	p.retireLocked(proc)
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		p.refill(slot, proc, 0)
+		p.refill(slot, proc, 0, reason)
 	}()
 }
 
@@ -52,28 +56,24 @@ func (p *Pool) retireLocked(proc *process) {
 	go p.drain(proc)
 }
 
-// outOfServiceLocked makes proc take no new request: the connections of its
-// idle threads close now and the others' as their requests end (drained is
-// closed then), and a worker exits once all its connections are closed.
+// outOfServiceLocked makes a starting or serving proc take no new request,
+// and frees its slot: it drains, or stops at once if it has no request (see
+// moveLocked). One draining, stopping or dead already stays so.
 func (p *Pool) outOfServiceLocked(proc *process) {
 	if slot := p.slotLocked(proc); slot >= 0 {
 		p.procs[slot] = nil
 	}
-	proc.recycled = true
-	proc.stopTimers()
-	for _, c := range proc.idle {
-		c.close()
-	}
-	proc.idle = nil
-	proc.drained = make(chan struct{})
-	if proc.busy == 0 {
-		close(proc.drained)
+	if proc.busy > 0 {
+		p.moveLocked(proc, Draining)
+	} else {
+		p.moveLocked(proc, Stopping)
 	}
 }
 
 // drain kills a recycled process that still has requests after
 // GracefulTimeout (they fail, as in a crash), or that has not exited
-// ShutdownTimeout after its connections closed.
+// ShutdownTimeout after its connections closed: draining or stopping too
+// long, it is made dead.
 func (p *Pool) drain(proc *process) {
 	defer p.wg.Done()
 	graceful := time.NewTimer(p.cfg.GracefulTimeout)
@@ -105,7 +105,7 @@ func (p *Pool) drain(proc *process) {
 // refill starts a process for an empty slot after delay, retrying with a
 // growing delay while processes fail to start, so that an application that
 // cannot load does not become a busy loop.
-func (p *Pool) refill(slot int, old *process, delay time.Duration) {
+func (p *Pool) refill(slot int, old *process, delay time.Duration, reason Reason) {
 	for {
 		if delay > 0 {
 			select {
@@ -116,8 +116,8 @@ func (p *Pool) refill(slot int, old *process, delay time.Duration) {
 		}
 		next, err := p.spawn()
 		if err == nil {
-			p.log.Info("worker process restarted", zap.Int("pid", next.pid), zap.Int("replaces", old.pid))
-			p.adopt(slot, next, "replaced by a restarted process")
+			p.log.Info("worker process restarted", zap.Int("pid", next.pid), zap.Int("replaces", old.pid), reason.field())
+			p.adopt(slot, next, reason, "replaced by a restarted process")
 			return
 		}
 		select {
@@ -131,14 +131,25 @@ func (p *Pool) refill(slot int, old *process, delay time.Duration) {
 }
 
 // Reload replaces every process with a new one that loads the application
-// afresh. An old process goes out of service only once its replacement has
-// loaded the application, so requests are served throughout; if the
-// replacement cannot load it, the old process keeps serving and the error is
-// logged.
-func (p *Pool) Reload(reason string) {
+// afresh, as touching the WSGI script does with ScriptReloading (a rolling
+// restart). An old process goes out of service only once its replacement
+// has loaded the application, so requests are served throughout; if the
+// replacement cannot load it, the old process keeps serving and the error
+// is logged. It returns at once, with ErrRestarting while an earlier
+// reload (whatever its reason) is still replacing processes, and with
+// ErrClosed once the pool is stopped; the log says "reload finished" when
+// this one is done.
+func (p *Pool) Reload(reason Reason) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.reloadLocked(reason)
+	switch {
+	case p.closed:
+		return ErrClosed
+	case p.reloading > 0:
+		return ErrRestarting
+	}
+	p.reloadLocked(reason, string(reason))
+	return nil
 }
 
 // sourceChanged reloads the application for the change notices that proc
@@ -153,7 +164,9 @@ func (p *Pool) sourceChanged(proc *process, changes []sourceChange) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var news []string
-	if !proc.recycled && !proc.dead {
+	// A starting process's notice is news: it may have imported the old
+	// file before it changed.
+	if proc.state == Starting || proc.state == Serving {
 		if p.modified == nil {
 			p.modified = make(map[string]int64)
 		}
@@ -168,27 +181,40 @@ func (p *Pool) sourceChanged(proc *process, changes []sourceChange) {
 		p.log.Debug("source change already being reloaded", zap.Int("pid", proc.pid), zap.Any("changes", changes))
 		return
 	}
-	p.reloadLocked("source changed: " + strings.Join(news, ", "))
+	p.reloadLocked(ReasonSourceChanged, "source changed: "+strings.Join(news, ", "))
 }
 
-func (p *Pool) reloadLocked(reason string) {
+// reloadLocked starts Reload's replacements; a change to the files always
+// gets one, even while another reload runs, so that the newest code is the
+// one that ends up serving (adopt keeps the newest process of a slot).
+func (p *Pool) reloadLocked(reason Reason, detail string) {
 	if p.closed {
 		return
 	}
-	p.log.Info("reloading the application", zap.String("reason", reason))
+	p.log.Info("reloading the application", zap.String("reason", detail), reason.field())
+	p.reloading++
+	left, failed := len(p.procs), 0 // guarded by p.mu
 	for slot := range p.procs {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
 			next, err := p.spawn()
 			if err == nil {
-				p.adopt(slot, next, reason)
-				return
+				p.adopt(slot, next, reason, detail)
 			}
-			select {
-			case <-p.stopped:
-			default:
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			// Once the pool is stopped, errors are its doing.
+			if err != nil && !p.closed {
 				p.log.Error("could not reload the application; the old worker process keeps serving", zap.Error(err))
+				failed++
+			}
+			left--
+			if left == 0 {
+				p.reloading--
+				if !p.closed {
+					p.log.Info("reload finished", zap.String("reason", detail), zap.Int("failed", failed))
+				}
 			}
 		}()
 	}
@@ -197,9 +223,10 @@ func (p *Pool) reloadLocked(reason string) {
 // servedLocked counts a request handed to proc, and recycles proc when that
 // reaches MaximumRequests: counting at hand-out means it never takes more.
 func (p *Pool) servedLocked(proc *process) {
+	p.counters.requests++
 	proc.requests++
 	if proc.requests == p.cfg.MaximumRequests {
-		p.recycleLocked(proc, fmt.Sprintf("maximum_requests reached (%d)", proc.requests))
+		p.recycleLocked(proc, ReasonMaximumRequests, fmt.Sprintf("maximum_requests reached (%d)", proc.requests))
 	}
 }
 
@@ -209,7 +236,7 @@ func (p *Pool) startTimersLocked(proc *process) {
 	proc.lastActive = time.Now()
 	if d := p.cfg.RestartInterval; d > 0 {
 		proc.restartTimer = time.AfterFunc(d, func() {
-			p.recycle(proc, fmt.Sprintf("restart_interval (%s) passed", d))
+			p.recycle(proc, ReasonRestartInterval, fmt.Sprintf("restart_interval (%s) passed", d))
 		})
 	}
 	if d := p.cfg.InactivityTimeout; d > 0 {
@@ -231,14 +258,14 @@ func (proc *process) stopTimers() {
 func (p *Pool) checkInactive(proc *process) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed || p.slotLocked(proc) < 0 {
+	if proc.state != Serving {
 		return
 	}
 	wait := p.cfg.InactivityTimeout
 	if proc.busy == 0 {
 		wait -= time.Since(proc.lastActive)
 		if wait <= 0 {
-			p.recycleLocked(proc, "inactivity_timeout")
+			p.recycleLocked(proc, ReasonInactivityTimeout, "inactivity_timeout")
 			return
 		}
 	}
@@ -272,7 +299,9 @@ func (p *Pool) watch(mtimes []time.Time) {
 			}
 		}
 		if changed != nil {
-			p.Reload("script changed: " + strings.Join(changed, ", "))
+			p.mu.Lock()
+			p.reloadLocked(ReasonScriptChanged, "script changed: "+strings.Join(changed, ", "))
+			p.mu.Unlock()
 		}
 	}
 }
@@ -289,13 +318,13 @@ func (p *Pool) checkLimits() {
 	for _, proc := range procs {
 		if limit := p.cfg.MemoryLimit; limit > 0 {
 			if rss, err := residentMemory(proc.pid); err == nil && rss > limit {
-				p.recycle(proc, fmt.Sprintf("memory_limit: rss %d MiB over %d MiB", rss>>20, limit>>20))
+				p.recycle(proc, ReasonMemoryLimit, fmt.Sprintf("memory_limit: rss %d MiB over %d MiB", rss>>20, limit>>20))
 				continue
 			}
 		}
 		if limit := p.cfg.CPUTimeLimit; limit > 0 {
 			if used, err := cpuTime(proc.pid); err == nil && used > limit {
-				p.recycle(proc, fmt.Sprintf("cpu_time_limit: %s of CPU time over %s", used.Round(10*time.Millisecond), limit))
+				p.recycle(proc, ReasonCPUTimeLimit, fmt.Sprintf("cpu_time_limit: %s of CPU time over %s", used.Round(10*time.Millisecond), limit))
 			}
 		}
 	}

@@ -281,7 +281,7 @@ func TestGracefulRecycle(t *testing.T) {
 	p, logs := startWatchedPool(t, lifecycleConfig(t, 1, 2))
 	c := gated(t, p)
 	old := c.PID()
-	p.recycle(c.proc, "test")
+	p.recycle(c.proc, "test", "test")
 	if pid := mustGet(t, p, "/"); pid == old {
 		t.Errorf("a new request went to the recycled process %d", old)
 	}
@@ -303,7 +303,7 @@ func TestGracefulTimeout(t *testing.T) {
 	p, logs := startWatchedPool(t, cfg)
 	c := gated(t, p)
 	old := c.PID()
-	p.recycle(c.proc, "test")
+	p.recycle(c.proc, "test", "test")
 	logs.waitFor(t, "recycled worker process still has requests after the graceful timeout; killing it", old)
 	if _, err := response(c); err == nil {
 		t.Error("the request outliving graceful_timeout completed")
@@ -328,7 +328,7 @@ func TestShutdownTimeout(t *testing.T) {
 	p.mu.Lock()
 	proc := p.procs[0]
 	p.mu.Unlock()
-	p.recycle(proc, "test")
+	p.recycle(proc, "test", "test")
 	logs.waitFor(t, "recycled worker process did not exit after its connections closed; killing it", old)
 	logs.waitFor(t, "recycled worker process exited", old)
 	if pid := mustGet(t, p, "/"); pid == old {
@@ -587,7 +587,7 @@ func TestCloseWhileRecycling(t *testing.T) {
 	}
 	c := gated(t, p)
 	old := c.PID()
-	p.recycle(c.proc, "test")
+	p.recycle(c.proc, "test", "test")
 	closed := make(chan error)
 	go func() { closed <- p.Close() }()
 	p.Release(c, OutOfStep)

@@ -5,6 +5,7 @@
 package pool
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"errors"
@@ -171,6 +172,10 @@ var (
 	ErrClosed    = errors.New("the worker pool is shut down")
 )
 
+// ErrRestarting is Reload asked while a reload (another Reload, or a script
+// or source change) is still replacing processes.
+var ErrRestarting = errors.New("the worker processes are being restarted already")
+
 // Pool is a supervised set of worker processes.
 type Pool struct {
 	cfg        Config
@@ -179,14 +184,16 @@ type Pool struct {
 	identity   *identity // nil: workers run as Caddy's user
 	scripts    []string  // the script files ScriptReloading watches
 
-	mu       sync.Mutex
-	procs    []*process            // in service, one slot per process; nil while a slot's process starts
-	all      map[*process]struct{} // every started process not yet reaped, for Close
-	waiters  list.List             // of *waiter, oldest first
-	closed   bool
-	modified map[string]int64 // the latest modification time reported for each changed source file (ReloadOnChanges)
-	stopped  chan struct{}
-	wg       sync.WaitGroup // the pool's goroutines, for Close to wait for
+	mu        sync.Mutex
+	procs     []*process            // in service, one slot per process; nil while a slot's process starts
+	all       map[*process]struct{} // every started process not yet reaped, for Close
+	waiters   list.List             // of *waiter, oldest first
+	closed    bool
+	modified  map[string]int64 // the latest modification time reported for each changed source file (ReloadOnChanges)
+	reloading int              // reloads still replacing processes
+	counters  counters
+	stopped   chan struct{}
+	wg        sync.WaitGroup // the pool's goroutines, for Close to wait for
 
 	testHookQueued func() // called when a request joins the line
 }
@@ -257,7 +264,8 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 		return nil, fmt.Errorf("writing the worker runtime: %w", err)
 	}
 	p := &Pool{cfg: cfg, log: logger, runtimeDir: dir, identity: id, scripts: reloadableScripts(cfg),
-		procs: make([]*process, cfg.Processes), all: make(map[*process]struct{}), stopped: make(chan struct{})}
+		procs: make([]*process, cfg.Processes), all: make(map[*process]struct{}), stopped: make(chan struct{}),
+		counters: counters{restarts: make(map[Reason]uint64)}}
 	// Before the processes load the scripts, so that no change is missed.
 	mtimes := modTimes(p.scripts)
 
@@ -266,7 +274,7 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 		go func() {
 			proc, err := p.spawn()
 			if err == nil {
-				p.adopt(slot, proc, "")
+				p.adopt(slot, proc, "", "")
 			}
 			errs <- err
 		}()
@@ -290,10 +298,12 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 }
 
 // adopt puts a started process in service in its slot, hands its threads to
-// waiting requests, and supervises it. An older process in the slot is
-// recycled for reason; a newer one (a reload crossed a restart) makes this
-// one surplus, and it is stopped.
-func (p *Pool) adopt(slot int, proc *process, reason string) {
+// waiting requests, and supervises it; it replaces its slot's previous
+// process for reason (detail says it for a human; both empty for the
+// processes the pool starts with). An older process in the slot is
+// recycled; a newer one (a reload crossed a restart) makes this one
+// surplus, and it is stopped.
+func (p *Pool) adopt(slot int, proc *process, reason Reason, detail string) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -302,23 +312,29 @@ func (p *Pool) adopt(slot int, proc *process, reason string) {
 	}
 	if cur := p.procs[slot]; cur != nil {
 		if !cur.started.Before(proc.started) {
-			proc.idle = proc.conns
 			p.retireLocked(proc)
 			p.mu.Unlock()
 			return
 		}
-		p.log.Info("recycling worker process", zap.Int("pid", cur.pid), zap.String("reason", reason))
+		p.log.Info("recycling worker process", zap.Int("pid", cur.pid), zap.String("reason", detail), reason.field())
+		p.counters.restarts[reason]++
 		p.retireLocked(cur)
 	}
+	proc.restartReason = reason
 	p.procs[slot] = proc
-	p.startTimersLocked(proc)
+	// One that died since its handshake takes its slot all the same, and
+	// supervise replaces it as crashed.
+	if p.moveLocked(proc, Serving) {
+		p.startTimersLocked(proc)
+	}
 	p.wg.Add(1)
 	go p.supervise(slot, proc)
 	var conns []*Conn
 	var handed []*waiter
 	for _, c := range proc.conns {
-		if proc.recycled {
-			// It reached MaximumRequests with the threads handed out so far.
+		if proc.state != Serving {
+			// It died, or reached MaximumRequests with the threads handed
+			// out so far.
 			c.close()
 			continue
 		}
@@ -340,14 +356,16 @@ func (p *Pool) supervise(slot int, proc *process) {
 	defer p.wg.Done()
 	<-proc.exited
 	p.mu.Lock()
-	proc.dead = true
-	proc.idle = nil
-	proc.stopTimers()
+	// Dead by now (see spawn); in its slot if it died in service.
 	inService := p.procs[slot] == proc
 	if inService {
 		p.procs[slot] = nil
 	}
 	closed, served := p.closed, proc.requests > 0
+	reason := cmp.Or(proc.condemned, ReasonCrash)
+	if inService && !closed {
+		p.counters.restarts[reason]++
+	}
 	p.mu.Unlock()
 	proc.closeConns()
 	if closed {
@@ -359,7 +377,7 @@ func (p *Pool) supervise(slot int, proc *process) {
 		return
 	}
 	p.log.Error("worker process exited; starting a new one", zap.Int("pid", proc.pid), zap.String("status", status),
-		zap.Duration("uptime", time.Since(proc.started)))
+		zap.Duration("uptime", time.Since(proc.started)), reason.field())
 
 	// Back off while processes die young without serving, so that an
 	// application that dies as soon as it has loaded does not become a busy
@@ -369,7 +387,7 @@ func (p *Pool) supervise(slot int, proc *process) {
 	if !served && time.Since(proc.started) < 10*time.Second {
 		delay = time.Second
 	}
-	p.refill(slot, proc, delay)
+	p.refill(slot, proc, delay, reason)
 }
 
 // waiter is a request waiting in line for a worker thread.
@@ -407,9 +425,10 @@ func (p *Pool) acquire(ctx context.Context, req []byte) (*Conn, error) {
 		p.mu.Unlock()
 		return nil, ErrClosed
 	}
+	// Only a serving process has idle threads.
 	var best *process
 	for _, proc := range p.procs {
-		if proc != nil && len(proc.idle) > 0 && !proc.dead && proc.running() && (best == nil || proc.busy < best.busy) {
+		if proc != nil && len(proc.idle) > 0 && (best == nil || proc.busy < best.busy) {
 			best = proc
 		}
 	}
@@ -423,6 +442,7 @@ func (p *Pool) acquire(ctx context.Context, req []byte) (*Conn, error) {
 		return c, nil
 	}
 	if p.cfg.MaxQueue > 0 && p.waiters.Len() >= p.cfg.MaxQueue {
+		p.counters.queueFull++
 		p.mu.Unlock()
 		return nil, ErrQueueFull
 	}
@@ -451,6 +471,9 @@ func (p *Pool) acquire(ctx context.Context, req []byte) (*Conn, error) {
 	if elem.Value != nil {
 		p.waiters.Remove(elem)
 		elem.Value = nil
+		if err == ErrQueueTimeout {
+			p.counters.queueTimeouts++
+		}
 		p.mu.Unlock()
 		return nil, err
 	}
@@ -490,13 +513,13 @@ func (p *Pool) Release(c *Conn, outcome Outcome) {
 	p.mu.Lock()
 	switch outcome {
 	case OutOfStep:
-		p.recycleLocked(proc, "connection out of step")
+		p.recycleLocked(proc, ReasonOutOfStep, "connection out of step")
 	case TimedOut:
-		p.recycleLocked(proc, "request_timeout")
+		p.recycleLocked(proc, ReasonRequestTimeout, "request_timeout")
 	case WorkerGone:
-		p.condemnLocked(proc)
+		p.condemnLocked(proc, ReasonCrash)
 	}
-	if proc.dead || proc.recycled || p.closed {
+	if proc.state != Serving {
 		p.dropLocked(c)
 		p.mu.Unlock()
 		c.close()
@@ -508,24 +531,23 @@ func (p *Pool) Release(c *Conn, outcome Outcome) {
 }
 
 // dropLocked counts c's thread as no longer busy for good, for a process
-// that takes no new request: the last one out marks it drained. The caller
-// closes c once it has unlocked p.mu.
+// that takes no new request: the last one out of a draining process lets it
+// stop. The caller closes c once it has unlocked p.mu.
 func (p *Pool) dropLocked(c *Conn) {
 	c.proc.busy--
-	if c.proc.recycled && c.proc.busy == 0 {
-		close(c.proc.drained)
+	if c.proc.busy == 0 && c.proc.state == Draining {
+		p.moveLocked(c.proc, Stopping)
 	}
 }
 
-// condemnLocked takes a process that is dying, or must die, out of dispatch
-// at once: no request goes to it, and its idle threads' connections close.
-// supervise logs its exit and starts its replacement.
-func (p *Pool) condemnLocked(proc *process) {
-	proc.dead = true
-	for _, c := range proc.idle {
-		c.close()
+// condemnLocked makes a process that is dying, or must die, dead at once:
+// no request goes to it, and its idle threads' connections close.
+// supervise logs its exit and, if it was in service, starts its
+// replacement for reason.
+func (p *Pool) condemnLocked(proc *process, reason Reason) {
+	if p.moveLocked(proc, Dead) {
+		proc.condemned = reason
 	}
-	proc.idle = nil
 }
 
 // releaseLocked makes c idle, or returns the waiter it now belongs to, for
@@ -573,9 +595,7 @@ func (p *Pool) Stop() error {
 	}
 	p.waiters.Init()
 	for proc := range p.all {
-		if !proc.recycled {
-			p.outOfServiceLocked(proc)
-		}
+		p.outOfServiceLocked(proc)
 	}
 	p.mu.Unlock()
 	return os.RemoveAll(p.runtimeDir)

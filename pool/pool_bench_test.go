@@ -16,8 +16,9 @@ import (
 
 // BenchmarkHelloRoundTrip measures one request/response exchange with a
 // hello-world application on one worker thread, without HTTP: the cost of
-// the protocol and the Python runtime. It also reports the worker's CPU time
-// per request.
+// the protocol and the Python runtime ("held", which also reports the
+// worker's CPU time per request), and with the pool's dispatch
+// ("dispatched": Acquire and Release around each exchange).
 func BenchmarkHelloRoundTrip(b *testing.B) {
 	app, _ := filepath.Abs("testdata/hello.py")
 	py := os.Getenv("CADDY_WSGI_TEST_PYTHON")
@@ -37,6 +38,12 @@ func BenchmarkHelloRoundTrip(b *testing.B) {
 	n := len(req) - protocol.HeaderSize
 	req[4], req[5], req[6], req[7] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
 
+	b.Run("held", func(b *testing.B) { helloHeld(b, p, req) })
+	b.Run("dispatched", func(b *testing.B) { helloDispatched(b, p, req) })
+}
+
+// helloHeld sends every request on one connection, held throughout.
+func helloHeld(b *testing.B, p *Pool, req []byte) {
 	c, _ := p.Acquire(context.Background(), nil)
 	before := cpuTicks(b, c.PID())
 	b.ResetTimer()
@@ -61,6 +68,28 @@ func BenchmarkHelloRoundTrip(b *testing.B) {
 	p.Release(c, Reusable)
 }
 
+// helloDispatched acquires a connection for every request and releases it
+// after the response, as the handler does: the pool's own share of the
+// hot path.
+func helloDispatched(b *testing.B, p *Pool, req []byte) {
+	for i := 0; i < b.N; i++ {
+		c, err := p.Acquire(context.Background(), req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			f, err := c.R.Next()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if f.Type == protocol.ResponseEnd {
+				break
+			}
+		}
+		p.Release(c, Reusable)
+	}
+}
+
 // cpuTicks is a process's user+system CPU time in clock ticks.
 func cpuTicks(b *testing.B, pid int) int64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -71,4 +100,25 @@ func cpuTicks(b *testing.B, pid int) int64 {
 	utime, _ := strconv.ParseInt(fields[11], 10, 64)
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	return utime + stime
+}
+
+// BenchmarkAcquireRelease measures the pool's dispatch alone: Acquire and
+// Release of an idle thread of one of several processes, with no request
+// written (the worker sees nothing), so that the pool's bookkeeping is not
+// lost in the noise of a round trip to Python.
+func BenchmarkAcquireRelease(b *testing.B) {
+	app, _ := filepath.Abs("testdata/hello.py")
+	py := os.Getenv("CADDY_WSGI_TEST_PYTHON")
+	p, err := New(Config{Apps: []App{{Target: app}}, Python: py, Processes: 4, Threads: 4, User: workerUser()}, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	for b.Loop() {
+		c, err := p.Acquire(context.Background(), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Release(c, Reusable)
+	}
 }

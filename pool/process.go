@@ -37,17 +37,18 @@ type process struct {
 	output *tailBuffer // the last lines the process wrote, for error reports
 
 	// Guarded by pool.mu.
-	idle []*Conn
-	busy int
-	dead bool
+	state State   // see State; only moveLocked changes it
+	idle  []*Conn // the connections of its idle threads; only a serving process has any
+	busy  int     // threads handed a request and not yet released
 
 	// Lifecycle, guarded by pool.mu; see lifecycle.go.
-	recycled     bool          // out of service: exits once its requests end
-	drained      chan struct{} // closed when a recycled process has no request left
-	requests     int           // requests handed to it, for MaximumRequests
-	lastActive   time.Time     // when it last became idle, for InactivityTimeout
-	restartTimer *time.Timer   // RestartInterval
-	idleTimer    *time.Timer   // InactivityTimeout
+	drained       chan struct{} // closed when it enters Stopping: out of service, no request left
+	requests      int           // requests handed to it, for MaximumRequests
+	lastActive    time.Time     // when it last became idle, for InactivityTimeout
+	restartTimer  *time.Timer   // RestartInterval
+	idleTimer     *time.Timer   // InactivityTimeout
+	restartReason Reason        // why the process it replaced in its slot went; none for one the pool started with
+	condemned     Reason        // why it was condemned, if it was: what its slot restarts for
 }
 
 // Conn is a connection to one worker thread. The caller that acquired it has
@@ -75,7 +76,7 @@ func (c *Conn) PID() int { return c.proc.pid }
 // spawn starts a process and waits for its HELLO on every connection.
 func (p *Pool) spawn() (*process, error) {
 	cfg := p.cfg
-	proc := &process{pool: p, exited: make(chan struct{}), output: &tailBuffer{max: 40}}
+	proc := &process{pool: p, exited: make(chan struct{}), drained: make(chan struct{}), output: &tailBuffer{max: 40}}
 	// The worker's stdout and stderr: pipes of our own, as cmd.StdoutPipe's
 	// are closed by cmd.Wait, which returns when the process exits: what it
 	// wrote last must still be read.
@@ -186,6 +187,12 @@ func (p *Pool) spawn() (*process, error) {
 		// which a grandchild may hold for as long as it likes: the requests
 		// of a dead worker fail at once, and supervise replaces it.
 		cmd.Wait()
+		// Dead as soon as it has exited, before its last output is read
+		// and supervise wakes: no request goes to a process that has
+		// exited (one that dies unnoticed still can: see Acquire).
+		p.mu.Lock()
+		p.moveLocked(proc, Dead)
+		p.mu.Unlock()
 		proc.shutdownConns()
 		if control != nil {
 			control.Close()
@@ -337,7 +344,7 @@ func (proc *process) watchControl(control *net.UnixConn, timeout time.Duration, 
 			// while it is being reaped; supervise starts its replacement.
 			p := proc.pool
 			p.mu.Lock()
-			p.condemnLocked(proc)
+			p.condemnLocked(proc, ReasonDeadlockTimeout)
 			p.mu.Unlock()
 			proc.kill()
 		}
@@ -508,17 +515,6 @@ func LogLevel(level uint8) zapcore.Level {
 		return zapcore.WarnLevel
 	}
 	return zapcore.ErrorLevel
-}
-
-// running is false once the process has been reaped, which may be before
-// supervise has marked it dead.
-func (proc *process) running() bool {
-	select {
-	case <-proc.exited:
-		return false
-	default:
-		return true
-	}
 }
 
 func (proc *process) kill() {

@@ -243,8 +243,17 @@ func TestDeadlockTimeout(t *testing.T) {
 	if entries.Len() != 1 {
 		t.Errorf("%d deadlock_timeout log entries for pid %d", entries.Len(), pid)
 	}
-	if _, next := ask(t, p, "/", ""); next == pid {
+	_, next := ask(t, p, "/", "")
+	if next == pid {
 		t.Errorf("still served by process %d", pid)
+	}
+	// Replaced for the deadlock, not as a crash.
+	s := p.Stats()
+	if w := worker(t, s, next); w.LastRestartReason != ReasonDeadlockTimeout {
+		t.Errorf("the replacement's last restart reason %q", w.LastRestartReason)
+	}
+	if s.Restarts[ReasonDeadlockTimeout] != 1 || len(s.Restarts) != 1 {
+		t.Errorf("restarts %v", s.Restarts)
 	}
 }
 
