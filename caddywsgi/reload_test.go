@@ -134,11 +134,12 @@ def application(environ, start_response):
 	// pool while requests arrive.
 	for i := range 4 {
 		edit("time.sleep(0.5)\nraise SyntaxError('broken on purpose')\n")
-		served, failures := duringLoad(t, c.URL("/"), func() {
+		served := 0
+		failures := duringLoad(t, []string{c.URL("/")}, func() {
 			if status, body := loadCaddyfile(t, adminPort, c.HTTPPort, site(3)); status == 200 || !strings.Contains(body, "broken on purpose") {
 				t.Errorf("the reload with a broken script: %d %s", status, body)
 			}
-		})
+		}, func(string, string) { served++ })
 		if len(failures) > 0 || served == 0 {
 			t.Errorf("failed reload %d: %d requests served, %d failed: %q", i, served, len(failures), failures)
 		}
@@ -150,11 +151,12 @@ def application(environ, start_response):
 	for i := range 4 {
 		v := fmt.Sprint("v", i)
 		edit("time.sleep(0.5)\n" + version(v))
-		served, failures := duringLoad(t, c.URL("/"), func() {
+		served := 0
+		failures := duringLoad(t, []string{c.URL("/")}, func() {
 			if status, body := loadCaddyfile(t, adminPort, c.HTTPPort, site(4+i)); status != 200 {
 				t.Errorf("the reload: %d %s", status, body)
 			}
-		})
+		}, func(string, string) { served++ })
 		if len(failures) > 0 || served == 0 {
 			t.Errorf("reload %d: %d requests served, %d failed: %q", i, served, len(failures), failures)
 		}
@@ -164,20 +166,22 @@ def application(environ, start_response):
 	}
 }
 
-// duringLoad requests url from several clients in a loop while reload runs,
-// each request on a connection of its own so that they reach the servers of
-// both configs (their listening sockets share the port), and returns how
-// many were served and the responses that were not a 200. Connections that
-// fail without a response are logged, not returned: they are Caddy's own
-// loss, which a reload without any wsgi handler has too (the kernel resets
-// the connections still waiting in the accept queue of a listening socket
-// that closes).
-func duringLoad(t *testing.T, url string, reload func()) (served int, failures []string) {
+// duringLoad requests each of urls from four clients in a loop while
+// reload runs, each request on a connection of its own so that they reach
+// the servers of both configs (their listening sockets share the port). It
+// calls served, one call at a time, with each 200 response's url and body,
+// and returns the responses that were not a 200. Connections that fail
+// without a response are logged, not returned: they are Caddy's own loss,
+// which a reload without any wsgi handler has too (the kernel resets the
+// connections still waiting in the accept queue of a listening socket that
+// closes).
+func duringLoad(t *testing.T, urls []string, reload func(), served func(url, body string)) (failures []string) {
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	var mu sync.Mutex
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	for range 4 {
+	for i := range 4 * len(urls) {
+		url := urls[i%len(urls)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -193,11 +197,11 @@ func duringLoad(t *testing.T, url string, reload func()) (served int, failures [
 				case err != nil && res == nil:
 					t.Logf("connection failed: %v", err)
 				case err != nil:
-					failures = append(failures, err.Error())
+					failures = append(failures, fmt.Sprintf("%s: %d %v", url, res.StatusCode, err))
 				case res.StatusCode != 200:
-					failures = append(failures, fmt.Sprintf("%d %s", res.StatusCode, body))
+					failures = append(failures, fmt.Sprintf("%s: %d %s", url, res.StatusCode, body))
 				default:
-					served++
+					served(url, body)
 				}
 				mu.Unlock()
 			}
@@ -206,5 +210,5 @@ func duringLoad(t *testing.T, url string, reload func()) (served int, failures [
 	reload()
 	close(done)
 	wg.Wait()
-	return served, failures
+	return failures
 }
