@@ -155,7 +155,7 @@ var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap
 	},
 	"age": func(now, t time.Time) string { return now.Sub(t).Round(time.Second).String() },
 	"seconds": func(s float64) string {
-		return (time.Duration(s * float64(time.Second))).Round(time.Millisecond).String()
+		return (time.Duration(s * float64(time.Second))).Round(100 * time.Millisecond).String()
 	},
 	"restarts": func(counts map[pool.Reason]uint64) string {
 		if len(counts) == 0 {
@@ -168,7 +168,7 @@ var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap
 		slices.Sort(list)
 		return strings.Join(list, ", ")
 	},
-	"mib": func(b int64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<20)) },
+	"mib": func(b int64) string { return fmt.Sprintf("%.0f", float64(b)/(1<<20)) },
 }).Parse(statusHTML))
 
 // parseWSGIStatus sets up the status page:
