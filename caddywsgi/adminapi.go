@@ -72,7 +72,7 @@ func restartGroup(w http.ResponseWriter, name string) error {
 	p := serving.pool(name)
 	if p == nil {
 		return writeJSON(w, http.StatusNotFound, map[string]any{
-			"error":  fmt.Sprintf("no daemon group named %q; the groups are listed below (percent-encode a name in the URL path)", name),
+			"error":  fmt.Sprintf("no daemon group named %q; \"groups\" lists them (percent-encode a name that has slashes or spaces in the URL path)", name),
 			"groups": serving.names(),
 		})
 	}
