@@ -49,8 +49,7 @@ func serveAdmin(w http.ResponseWriter, r *http.Request) error {
 		if r.Method != http.MethodGet {
 			return methodNotAllowed(w, r, http.MethodGet)
 		}
-		w.Header().Set("Content-Type", "application/json")
-		return json.NewEncoder(w).Encode(groupStatuses())
+		return writeJSON(w, http.StatusOK, groupStatuses())
 	case len(parts) == 3 && parts[0] == "groups" && parts[2] == "restart":
 		if r.Method != http.MethodPost {
 			return methodNotAllowed(w, r, http.MethodPost)

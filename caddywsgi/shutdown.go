@@ -15,11 +15,12 @@ import (
 
 // inflight holds a handler's exchanges in progress, with when each got its
 // worker thread, so that its server's shutdown can end them and the status
-// page can show what each busy thread serves. Caddy's HTTP server waits for its handlers without
-// limit when it stops (its default grace period is eternal), and Caddy stops
-// its apps in no fixed order: if the wsgi app, whose pools' Close would
-// break off what is left, comes after the HTTP app, nothing else ends an
-// exchange whose application never answers, and Caddy never exits.
+// page can show what each busy thread serves. Caddy's HTTP server waits for
+// its handlers without limit when it stops (its default grace period is
+// eternal), and Caddy stops its apps in no fixed order: if the wsgi app,
+// whose pools' Close would break off what is left, comes after the HTTP
+// app, nothing else ends an exchange whose application never answers, and
+// Caddy never exits.
 type inflight struct {
 	graceful  time.Duration // the group's graceful_timeout
 	mu        sync.Mutex
