@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -43,6 +44,12 @@ type groupRun struct {
 	key   string      // in pools, once started
 	ready chan struct{}
 	pool  *pool.Pool // set before ready is closed; nil if the pool did not start
+
+	// What the handlers that registered tell operators (groupStatuses):
+	// each application's mount points, by index in cfg.Apps, and the
+	// handlers' exchanges in progress.
+	mounts  [][]string
+	flights []*inflight
 }
 
 // CaddyModule returns the Caddy module information.
@@ -76,9 +83,10 @@ func (a *App) implicitName(name string) string {
 	return name
 }
 
-// register adds app to group g (named name), and returns the group's run and
-// the application's index in it.
-func (a *App) register(name string, g *DaemonGroup, app pool.App) (*groupRun, uint16, error) {
+// register adds app, mounted at mount by a handler whose exchanges flight
+// tracks, to group g (named name), and returns the group's run and the
+// application's index in it.
+func (a *App) register(name string, g *DaemonGroup, app pool.App, mount string, flight *inflight) (*groupRun, uint16, error) {
 	run := a.runs[g]
 	if run == nil {
 		cfg, err := g.poolConfig(name)
@@ -92,7 +100,12 @@ func (a *App) register(name string, g *DaemonGroup, app pool.App) (*groupRun, ui
 	if i < 0 {
 		i = len(run.cfg.Apps)
 		run.cfg.Apps = append(run.cfg.Apps, app)
+		run.mounts = append(run.mounts, nil)
 	}
+	if !slices.Contains(run.mounts[i], mount) {
+		run.mounts[i] = append(run.mounts[i], mount)
+	}
+	run.flights = append(run.flights, flight)
 	return run, uint16(i), nil
 }
 
@@ -265,6 +278,24 @@ func (s *servingRuns) other(run *groupRun, app uint16) (*pool.Pool, uint16, bool
 		}
 	}
 	return nil, 0, false
+}
+
+// pool returns the pool of the newest started run of the group named name,
+// or nil if none runs.
+func (s *servingRuns) pool(name string) *pool.Pool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if runs := s.runs[name]; len(runs) > 0 {
+		return runs[len(runs)-1].pool
+	}
+	return nil
+}
+
+// names returns the names of the groups that have a started run, sorted.
+func (s *servingRuns) names() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.runs))
 }
 
 // pools holds the running worker pools, keyed by their configuration, so that

@@ -26,10 +26,13 @@ func init() {
 	// matcher.
 	httpcaddyfile.RegisterDirective("wsgi_alias", parseWSGIAlias)
 	httpcaddyfile.RegisterDirective("wsgi_script", parseWSGIScript)
+	httpcaddyfile.RegisterHandlerDirective("wsgi_status", parseWSGIStatus)
 	// Plugins may only order directives relative to Caddy's own, and each
-	// goes just before file_server: wsgi_alias first, so that it ends up
-	// before wsgi_script and an alias wins over an application mounted
-	// above it, as Apache's Alias does over WSGIScriptAlias.
+	// goes just before file_server: wsgi_status first, so that its path
+	// wins over an application mounted at /, then wsgi_alias, so that it
+	// ends up before wsgi_script and an alias wins over an application
+	// mounted above it, as Apache's Alias does over WSGIScriptAlias.
+	httpcaddyfile.RegisterDirectiveOrder("wsgi_status", httpcaddyfile.Before, "file_server")
 	httpcaddyfile.RegisterDirectiveOrder("wsgi_alias", httpcaddyfile.Before, "file_server")
 	httpcaddyfile.RegisterDirectiveOrder("wsgi_script", httpcaddyfile.Before, "file_server")
 	httpcaddyfile.RegisterGlobalOption("wsgi_daemon", parseWSGIDaemon)

@@ -58,6 +58,20 @@ func TestUnmarshalProcessGroup(t *testing.T) {
 	}
 }
 
+// TestUnmarshalStatusErrors: wsgi_status takes nothing but its matcher,
+// which Caddy has taken off by the time the handler reads the directive.
+func TestUnmarshalStatusErrors(t *testing.T) {
+	for input, want := range map[string]string{
+		"wsgi_status 5":               `wsgi_status takes only a matcher (a path, or @name), got "5"`,
+		"wsgi_status {\nrefresh 5\n}": "wsgi_status takes no block",
+	} {
+		err := StatusPage{}.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one containing %q", input, err, want)
+		}
+	}
+}
+
 func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	for input, want := range map[string]string{
 		`wsgi_script /app`:                                   "wrong argument count",

@@ -100,11 +100,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	mount := cmp.Or(h.scriptName, "/")
 	name := h.ProcessGroup
 	if name == "" {
 		// Named after the resolved target, which is the same whatever
 		// Caddy's working directory was when the config was written.
-		mount := cmp.Or(h.scriptName, "/")
 		name = wsgiApp.implicitName(mount + " " + app.Target)
 	}
 	h.logger = ctx.Logger().With(zap.String("group", name))
@@ -113,7 +113,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
 		srv.RegisterOnShutdown(h.flight.serverShutdown)
 	}
-	h.run, h.appIndex, err = wsgiApp.register(name, group, app)
+	h.run, h.appIndex, err = wsgiApp.register(name, group, app, mount, h.flight)
 	if err != nil {
 		return fmt.Errorf("WSGI application %s: %w", h.App, err)
 	}

@@ -13,21 +13,23 @@ import (
 	"github.com/caddy-wsgi/caddy-wsgi/pool"
 )
 
-// inflight holds a handler's exchanges in progress, so that its server's
-// shutdown can end them. Caddy's HTTP server waits for its handlers without
-// limit when it stops (its default grace period is eternal), and Caddy stops
-// its apps in no fixed order: if the wsgi app, whose pools' Close would
-// break off what is left, comes after the HTTP app, nothing else ends an
-// exchange whose application never answers, and Caddy never exits.
+// inflight holds a handler's exchanges in progress, with when each got its
+// worker thread, so that its server's shutdown can end them and the status
+// page can show what each busy thread serves. Caddy's HTTP server waits for
+// its handlers without limit when it stops (its default grace period is
+// eternal), and Caddy stops its apps in no fixed order: if the wsgi app,
+// whose pools' Close would break off what is left, comes after the HTTP
+// app, nothing else ends an exchange whose application never answers, and
+// Caddy never exits.
 type inflight struct {
 	graceful  time.Duration // the group's graceful_timeout
 	mu        sync.Mutex
-	exchanges map[*exchange]struct{}
+	exchanges map[*exchange]time.Time
 	cut       bool // the server began to shut down graceful ago
 }
 
 func newInflight(graceful time.Duration) *inflight {
-	return &inflight{graceful: graceful, exchanges: make(map[*exchange]struct{})}
+	return &inflight{graceful: graceful, exchanges: make(map[*exchange]time.Time)}
 }
 
 // serverShutdown is registered with the handler's server: the exchanges in
@@ -55,7 +57,7 @@ func (f *inflight) add(e *exchange) {
 		e.cutOff()
 		return
 	}
-	f.exchanges[e] = struct{}{}
+	f.exchanges[e] = time.Now()
 }
 
 // remove stops tracking an exchange before its connection goes back to the
@@ -65,6 +67,20 @@ func (f *inflight) remove(e *exchange) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.exchanges, e)
+}
+
+// appendServing appends to list the exchanges in progress on p's workers, as
+// of now.
+func (f *inflight) appendServing(list []requestStatus, p *pool.Pool, now time.Time) []requestStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for e, began := range f.exchanges {
+		if e.pool == p {
+			list = append(list, requestStatus{PID: e.c.PID(), Method: e.r.Method, URI: e.r.RequestURI,
+				Started: began, Elapsed: now.Sub(began).Seconds()})
+		}
+	}
+	return list
 }
 
 // cutOff wakes the exchange's reads from, and writes to, the worker; relay
