@@ -209,7 +209,7 @@ func TestAccessLogFields(t *testing.T) {
 	waitMetric(t, adminPort, `caddy_wsgi_queue_depth{group="shop"}`, 1)
 	// The time both requests are measured to take: the held one in the
 	// application, the queued one in the queue.
-	const wait = 200 * time.Millisecond
+	const wait = 500 * time.Millisecond
 	time.Sleep(wait)
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)
