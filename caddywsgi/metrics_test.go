@@ -16,7 +16,7 @@ import (
 )
 
 const metricsGlobals = `wsgi_daemon shop processes=1 threads=2 max_queue=1 python={python}
-	wsgi_daemon limited processes=1 threads=1 maximum_requests=2 python={python}`
+	wsgi_daemon limited processes=1 threads=1 maximum_requests=2 queue_timeout=300ms python={python}`
 
 func metricsSite(extra string) string {
 	return `:{http_port} {
@@ -79,6 +79,7 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("a request over max_queue: %d, want 503", res.StatusCode)
 	}
 	waitMetric(t, adminPort, `caddy_wsgi_queue_rejections_total{group="shop",why="full"}`, 1)
+	waitMetric(t, adminPort, `caddy_wsgi_queue_rejections_total{group="shop",why="timeout"}`, 0)
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +109,21 @@ func TestMetrics(t *testing.T) {
 	c.waitLog("recycling worker process", `"restart_reason":"maximum_requests"`)
 	waitMetric(t, adminPort, `caddy_wsgi_process_restarts_total{group="limited",reason="maximum_requests"}`, 1)
 	c.waitLog("worker process restarted", `"group":"limited"`)
+
+	// A request refused by queue_timeout, behind one that holds the thread.
+	limitedRelease := filepath.Join(caddyDir(t), "limited-release")
+	limitedHeld := inBackground(c.URL("/limited/wait-for-file?path=" + limitedRelease))
+	c.waitLog("waiting for " + limitedRelease)
+	if res, _ := get(t, plainClient, "GET", c.URL("/limited/pid"), nil); res.StatusCode != 503 {
+		t.Errorf("a request past queue_timeout: %d, want 503", res.StatusCode)
+	}
+	waitMetric(t, adminPort, `caddy_wsgi_queue_rejections_total{group="limited",why="timeout"}`, 1)
+	if err := os.WriteFile(limitedRelease, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if o := <-limitedHeld; o.status != 200 {
+		t.Errorf("the request that held the limited thread: %+v", o)
+	}
 
 	// A reload that keeps the pools keeps every count.
 	before := counts(scrape(t, adminPort))
