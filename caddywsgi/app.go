@@ -173,14 +173,14 @@ func (a *App) Stop() error {
 }
 
 // acquire writes a REQUEST frame for the handler's application to a worker
-// thread, and returns the run whose pool it belongs to. Caddy's HTTP server of a new
-// config takes requests as soon as it starts, maybe before the wsgi app has
-// started the config's pools, and its old server goes on taking them while
-// the old config's apps stop, in no fixed order: until the handler's own
-// pool is up, and once it is shut down, the request goes to the pool that
-// the config Caddy is running (old or new) has for the same group, so that
-// a config reload, or one whose application does not load, costs no
-// request.
+// thread, and returns the run whose pool it belongs to. Caddy's HTTP server
+// of a new config takes requests as soon as it starts, maybe before the
+// wsgi app has started the config's pools, and its old server goes on
+// taking them while the old config's apps stop, in no fixed order: until
+// the handler's own pool is up, and once it is shut down, the request goes
+// to the pool that the config Caddy is running (old or new) has for the
+// same group, so that a config reload, or one whose application does not
+// load, costs no request.
 func (h *Handler) acquire(ctx context.Context, frames []byte) (*groupRun, *pool.Conn, error) {
 	run := h.run
 	select {

@@ -107,7 +107,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// Deferred, to account for a response broken off by a panic too.
 	defer func() { ex.served(run, handed.Sub(asked), handed, err) }()
 	if h.requestTimeout > 0 {
-		ex.deadline = handed.Add(h.requestTimeout)
+		ex.deadline = time.Now().Add(h.requestTimeout)
 		c.SetDeadline(ex.deadline)
 	}
 	ex.watch()
