@@ -22,6 +22,7 @@ func metricsSite(extra string) string {
 	return `:{http_port} {
 	route {
 		respond /extra "` + extra + `" 200
+		metrics /metrics
 		wsgi_script /limited {apps}/app.wsgi process_group=limited
 		wsgi_script / {apps}/app.wsgi process_group=shop
 	}
@@ -54,6 +55,10 @@ func TestMetrics(t *testing.T) {
 	}
 	if rss := m[`caddy_wsgi_rss_bytes{group="shop"}`]; rss < 1<<20 {
 		t.Errorf("caddy_wsgi_rss_bytes{group=\"shop\"} = %v, want a worker's resident memory", rss)
+	}
+	// Caddy's metrics handler serves the same registry.
+	if _, body := get(t, plainClient, "GET", c.URL("/metrics"), nil); !strings.Contains(body, "\ncaddy_wsgi_processes{group=\"shop\"} 1\n") {
+		t.Errorf("the metrics handler's page has no caddy_wsgi_processes for shop:\n%s", body)
 	}
 
 	// Requests, by the status Caddy sent, and their timings.
