@@ -44,6 +44,8 @@ type groupRun struct {
 	key   string      // in pools, once started
 	ready chan struct{}
 	pool  *pool.Pool // set before ready is closed; nil if the pool did not start
+	// The pool's metrics that its handlers observe, set with pool.
+	metrics *poolMetrics
 
 	// What the handlers that registered tell operators (groupStatuses):
 	// each application's mount points, by index in cfg.Apps, and the
@@ -66,7 +68,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.runs = make(map[*DaemonGroup]*groupRun)
 	a.implicit = make(map[string]int)
 	a.admin = adminTCPAddress(ctx)
-	return nil
+	// Caddy's registry is the config's: a new config registers its own
+	// collector, and the old one goes with the old config.
+	return ctx.GetMetricsRegistry().Register(metricsCollector{a})
 }
 
 // implicitName returns the name of a handler's own group: name, numbered
@@ -157,12 +161,13 @@ func (a *App) start(run *groupRun) error {
 		if err != nil {
 			return nil, err
 		}
-		return poolDestructor{p}, nil
+		return poolDestructor{p, newPoolMetrics(cfg.Name)}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("daemon group %s: %w", cfg.Name, err)
 	}
-	run.key, run.pool = string(key), val.(poolDestructor).Pool
+	d := val.(poolDestructor)
+	run.key, run.pool, run.metrics = string(key), d.Pool, d.metrics
 	serving.add(run)
 	return nil
 }
@@ -181,22 +186,22 @@ func (a *App) Stop() error {
 }
 
 // acquire writes a REQUEST frame for the handler's application to a worker
-// thread, and returns the pool it belongs to. Caddy's HTTP server of a new
-// config takes requests as soon as it starts, maybe before the wsgi app has
-// started the config's pools, and its old server goes on taking them while
-// the old config's apps stop, in no fixed order: until the handler's own
-// pool is up, and once it is shut down, the request goes to the pool that
-// the config Caddy is running (old or new) has for the same group, so that
-// a config reload, or one whose application does not load, costs no
-// request.
-func (h *Handler) acquire(ctx context.Context, frames []byte) (*pool.Pool, *pool.Conn, error) {
+// thread, and returns the run whose pool it belongs to. Caddy's HTTP server
+// of a new config takes requests as soon as it starts, maybe before the
+// wsgi app has started the config's pools, and its old server goes on
+// taking them while the old config's apps stop, in no fixed order: until
+// the handler's own pool is up, and once it is shut down, the request goes
+// to the pool that the config Caddy is running (old or new) has for the
+// same group, so that a config reload, or one whose application does not
+// load, costs no request.
+func (h *Handler) acquire(ctx context.Context, frames []byte) (*groupRun, *pool.Conn, error) {
 	run := h.run
 	select {
 	case <-run.ready:
 		if run.pool != nil {
 			c, err := run.pool.Acquire(ctx, frames)
 			if !errors.Is(err, pool.ErrClosed) {
-				return run.pool, c, err
+				return run, c, err
 			}
 		}
 	default:
@@ -205,14 +210,14 @@ func (h *Handler) acquire(ctx context.Context, frames []byte) (*pool.Pool, *pool
 	// shuts down while the request waits in its line has left serving: the
 	// next try finds the config that replaced it.
 	for {
-		p, app, ok := serving.other(run, h.appIndex)
+		o, app, ok := serving.other(run, h.appIndex)
 		if !ok {
 			break
 		}
 		protocol.SetRequestApp(frames, app)
-		c, err := p.Acquire(ctx, frames)
+		c, err := o.pool.Acquire(ctx, frames)
 		if !errors.Is(err, pool.ErrClosed) {
-			return p, c, err
+			return o, c, err
 		}
 	}
 	p, err := run.waitPool(ctx)
@@ -221,7 +226,7 @@ func (h *Handler) acquire(ctx context.Context, frames []byte) (*pool.Pool, *pool
 	}
 	protocol.SetRequestApp(frames, h.appIndex)
 	c, err := p.Acquire(ctx, frames)
-	return p, c, err
+	return run, c, err
 }
 
 // waitPool returns the group's pool once the app has started it: Caddy may
@@ -264,16 +269,16 @@ func (s *servingRuns) remove(run *groupRun) {
 	}
 }
 
-// other returns the pool of the newest other started run of run's group that
-// has run's application app, and the application's index there.
-func (s *servingRuns) other(run *groupRun, app uint16) (*pool.Pool, uint16, bool) {
+// other returns the newest other started run of run's group that has run's
+// application app, and the application's index there.
+func (s *servingRuns) other(run *groupRun, app uint16) (*groupRun, uint16, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	runs := s.runs[run.cfg.Name]
 	for i := len(runs) - 1; i >= 0; i-- {
 		if o := runs[i]; o != run {
 			if j := slices.Index(o.cfg.Apps, run.cfg.Apps[app]); j >= 0 {
-				return o.pool, uint16(j), true
+				return o, uint16(j), true
 			}
 		}
 	}
@@ -299,10 +304,14 @@ func (s *servingRuns) names() []string {
 }
 
 // pools holds the running worker pools, keyed by their configuration, so that
-// a config reload that leaves a pool unchanged keeps its processes.
+// a config reload that leaves a pool unchanged keeps its processes, and its
+// metrics with them.
 var pools = caddy.NewUsagePool()
 
-type poolDestructor struct{ *pool.Pool }
+type poolDestructor struct {
+	*pool.Pool
+	metrics *poolMetrics
+}
 
 // Destruct stops the pool and removes its runtime files before it returns,
 // since Caddy exits as soon as its apps are stopped, and lets requests in

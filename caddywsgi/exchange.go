@@ -89,7 +89,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	*fp = frames
 
-	p, c, err := h.acquire(r.Context(), frames)
+	asked := time.Now()
+	run, c, err := h.acquire(r.Context(), frames)
+	handed := time.Now()
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			h.logger.Debug("the client went away while its request waited for a worker thread; nothing is sent",
@@ -100,14 +102,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		w.Header().Set("Retry-After", "1")
 		return caddyhttp.Error(http.StatusServiceUnavailable, err)
 	}
-	ex := &exchange{h: h, pool: p, w: w, r: r, c: c, declared: -1, bodyRest: rest}
+	ex := &exchange{h: h, pool: run.pool, w: w, r: r, c: c, declared: -1, bodyRest: rest}
 	defer ex.release()
+	// Deferred, to account for a response broken off by a panic too.
+	defer func() { ex.served(run, handed.Sub(asked), handed, err) }()
 	if h.requestTimeout > 0 {
 		ex.deadline = time.Now().Add(h.requestTimeout)
 		c.SetDeadline(ex.deadline)
 	}
 	ex.watch()
-	return ex.relay()
+	err = ex.relay()
+	return err
 }
 
 // clientGone ends a request whose client went away before its response

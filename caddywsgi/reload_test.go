@@ -75,10 +75,15 @@ func TestReloadKeepsUnchangedPool(t *testing.T) {
 // adminPort with a Caddyfile (with the placeholders of startCaddy), through
 // POST /load as `caddy reload` does, and returns the API's answer.
 func loadCaddyfile(t *testing.T, adminPort, httpPort int, config string) (int, string) {
+	return loadCaddyfileGlobals(t, adminPort, httpPort, "", config)
+}
+
+// loadCaddyfileGlobals is loadCaddyfile with global options of its own.
+func loadCaddyfileGlobals(t *testing.T, adminPort, httpPort int, globals, config string) (int, string) {
 	t.Helper()
-	adapted := strings.NewReplacer("{apps}", appsDir(t), "{python}", python(), "{http_port}", fmt.Sprint(httpPort)).Replace(config)
-	req, _ := http.NewRequest("POST", fmt.Sprintf("http://localhost:%d/load", adminPort), strings.NewReader(
-		fmt.Sprintf("{\n\tadmin localhost:%d\n\tpersist_config off\n}\n%s", adminPort, adapted)))
+	adapted := strings.NewReplacer("{apps}", appsDir(t), "{python}", python(), "{http_port}", fmt.Sprint(httpPort)).Replace(
+		fmt.Sprintf("{\n\tadmin localhost:%d\n\tpersist_config off\n\t%s\n}\n%s", adminPort, globals, config))
+	req, _ := http.NewRequest("POST", fmt.Sprintf("http://localhost:%d/load", adminPort), strings.NewReader(adapted))
 	req.Header.Set("Content-Type", "text/caddyfile")
 	res, err := plainClient.Do(req)
 	if err != nil {
