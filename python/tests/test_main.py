@@ -921,7 +921,7 @@ def worker_process():
 def check_hello(f, proc, python):
     assert f.kind == HELLO, f
     hello = decode_pairs(f.payload)
-    assert hello['protocol'] == '4'
+    assert hello['protocol'] == '5'
     assert hello['pid'] == str(proc.pid)
     assert hello['python'].startswith('3.')
     assert hello['executable']
