@@ -10,7 +10,9 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import traceback
+import types
 import warnings
 from pathlib import Path
 
@@ -641,6 +643,43 @@ def test_heartbeat_until_the_threads_end():
         stop.set()
         beating.join(TIMEOUT)
         assert not beating.is_alive()
+
+
+def parked_here(event):
+    event.wait()
+
+
+def test_stack_report_of_serving_threads():
+    """Caddy's stack request is answered with the stack of each thread
+    serving a request, with the request; idle threads are left out."""
+    server, sock = socket.socketpair()
+    release = threading.Event()
+    parked = threading.Thread(target=parked_here, args=(release,))
+    parked.start()
+    serving = types.SimpleNamespace(thread=parked.ident, serving=(
+        {'REQUEST_METHOD': 'POST', 'REQUEST_URI': '/upload?x=1'}, time.monotonic() - 2))
+    idle = types.SimpleNamespace(thread=threading.get_ident(), serving=None)
+    answering = threading.Thread(target=main.answer_stack_requests, args=(main.Control(sock), [serving, idle]))
+    answering.start()
+    try:
+        with server:
+            server.settimeout(TIMEOUT)
+            server.sendall(b'S')
+            report = b''
+            while not report.endswith(b'\n'):
+                report += server.recv(65536)
+            assert report.startswith(b'S') and report.count(b'\n') == 1
+            [thread] = json.loads(report[1:])
+            assert thread['thread'] == parked.ident
+            assert (thread['method'], thread['uri']) == ('POST', '/upload?x=1')
+            assert 2 <= thread['seconds'] < 2 + TIMEOUT
+            line = parked_here.__code__.co_firstlineno + 1
+            assert 'File "%s", line %d, in parked_here\n    event.wait()\n' % (__file__, line) in thread['stack']
+        answering.join(TIMEOUT)
+        assert not answering.is_alive()  # Caddy closed the connection
+    finally:
+        release.set()
+        sock.close()
 
 
 # ---------------------------------------------------------------- reload on changes
