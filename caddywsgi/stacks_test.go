@@ -58,7 +58,7 @@ func TestRequestTimeoutLogsStacks(t *testing.T) {
 	frame := fmt.Sprintf(`File \"%s\", line %d, in stuck_here`, app, lineOf(t, app, "time.sleep(3600)"))
 	const message = "a request was still running; the Python stack of its thread"
 	for _, uri := range []string{"/sleep?first=1", "/sleep?second=1"} {
-		c.waitLog(message, `"pid":`+pid, `"method":"GET"`, `"uri":"`+uri+`"`, frame, `"running_for":`)
+		c.waitLog(message, `"pid":`+pid, `"method":"GET"`, `"uri":"`+uri+`"`, frame, `"running_for":`, `"thread":"0x0000`)
 	}
 	waitFor(t, c, "recycling worker process", `"pid":`+pid, `"reason":"request_timeout"`)
 	stacks := logIndex(c, message)

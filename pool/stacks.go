@@ -3,6 +3,7 @@ package pool
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"syscall"
@@ -65,13 +66,19 @@ func (proc *process) askStacks() {
 			proc.log.Error("a request was still running; the Python stack of its thread",
 				zap.String("method", t.Method), zap.String("uri", t.URI),
 				zap.Duration("running_for", time.Duration(t.Seconds*float64(time.Second))),
-				zap.Uint64("thread", t.Thread), zap.String("stack", t.Stack))
+				zap.String("thread", threadID(t.Thread)), zap.String("stack", t.Stack))
 		}
 	case <-timer.C:
 		proc.log.Error("the worker did not report its threads' stacks within " + stacksWait.String() +
 			": its interpreter is not running Python code (C code holding the GIL?)")
 	case <-proc.exited:
 	}
+}
+
+// threadID writes a thread's id as faulthandler does ("Thread 0x...",
+// 64-bit), so that a thread can be found in both kinds of log entry.
+func threadID(id uint64) string {
+	return fmt.Sprintf("0x%016x", id)
 }
 
 // logDump logs the Python stack of every thread of a process whose
