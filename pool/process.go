@@ -364,7 +364,7 @@ func (proc *process) watchControl(control *net.UnixConn, timeout time.Duration, 
 // bound.
 const (
 	maxNotice      = 4096
-	maxStackReport = 1 << 20
+	maxStackReport = 16 << 20
 )
 
 // sourceChange is a change notice: the file that changed, and its new

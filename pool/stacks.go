@@ -12,12 +12,12 @@ import (
 	"go.uber.org/zap"
 )
 
-// StackSignal is the signal on which a worker writes the Python stack of
+// stackSignal is the signal on which a worker writes the Python stack of
 // every thread to its control connection, with faulthandler (PROTOCOL.md
 // §3): C code that needs no GIL, so it answers even when no Python code can
 // run. A real-time signal, which no library gives a meaning to (SIGRTMIN+6
 // under glibc, +5 under musl); only Caddy sends it.
-const StackSignal = syscall.Signal(40)
+const stackSignal = syscall.Signal(40)
 
 // Bounds on waiting for a worker's stacks, so that recycling or killing it
 // is never held up long: stacksWait for a stack report, dumpWait for a
@@ -59,7 +59,8 @@ func (proc *process) askStacks() {
 	case report := <-proc.stacks:
 		var threads []threadStack
 		if err := json.Unmarshal(report, &threads); err != nil {
-			proc.log.Error("unreadable stack report from the worker", zap.Error(err), zap.ByteString("report", report))
+			proc.log.Error("unreadable stack report from the worker", zap.Error(err),
+				zap.ByteString("report", report[:min(len(report), maxNotice)]))
 			return
 		}
 		for _, t := range threads {
@@ -83,11 +84,11 @@ func threadID(id uint64) string {
 
 // logDump logs the Python stack of every thread of a process whose
 // interpreter does not answer, before it is killed: faulthandler writes it
-// to the control connection on StackSignal, without the GIL. The threads
+// to the control connection on stackSignal, without the GIL. The threads
 // are named by their ids (threading.get_ident()); nothing says which
 // request each serves, as no Python code can run to say it.
 func (proc *process) logDump(control *net.UnixConn) {
-	if err := syscall.Kill(proc.pid, StackSignal); err != nil {
+	if err := syscall.Kill(proc.pid, stackSignal); err != nil {
 		return
 	}
 	var dump []byte

@@ -348,6 +348,10 @@ def answer_stack_requests(control, workers):
 HANDLE = Worker.handle.__code__
 
 
+# As faulthandler's: the innermost frames of a deeper stack.
+MAX_STACK_DEPTH = 100
+
+
 def request_stacks(workers):
     """The stack of each thread that is serving a request, with the request:
     for stack_report. A stack starts below Worker.handle: the frames above
@@ -360,7 +364,7 @@ def request_stacks(workers):
         if serving is None or frame is None:
             continue
         environ, started = serving
-        entries = traceback.extract_stack(frame)
+        entries = traceback.extract_stack(frame, MAX_STACK_DEPTH)
         for i, entry in enumerate(entries):
             if entry.filename == HANDLE.co_filename and entry.name == HANDLE.co_name:
                 entries = entries[i + 1:]

@@ -63,7 +63,7 @@ STACK_SIGNAL = 40
 
 
 def stack_report(threads):
-    """The report of the threads serving a requests: a list of dicts with
+    """The report of the threads serving a request: a list of dicts with
     the keys thread, method, uri, seconds and stack. JSON escapes newlines,
     so the newline after it ends it."""
     return STACK_REPORT + json.dumps(threads, ensure_ascii=True).encode('ascii') + b'\n'
