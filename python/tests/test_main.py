@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from caddy_wsgi import main
+from caddy_wsgi import main, wire
 from fakecaddy import HELLO, LEVEL_ERROR, LEVEL_INFO, STARTUP_ERROR, TIMEOUT, Client, decode_pairs
 
 WORKER_SCRIPT = Path(__file__).resolve().parents[1] / 'caddy-wsgi-worker.py'
@@ -1173,6 +1173,57 @@ def test_worker_process_reload_on_changes(python, heartbeat, tmp_path, worker_pr
         assert notice == b'C%d %s\n' % (mtime(helper), bytes(helper))
         # The process goes on serving the code it has until Caddy replaces it.
         assert client.request().body == b'1'
+        status, out, err = wp.finish()
+        assert status == 0, err
+
+
+@pytest.mark.parametrize('python', PYTHONS)
+def test_worker_process_dumps_stacks_on_the_stack_signal(python, tmp_path, worker_process):
+    """On the stack signal, faulthandler writes every thread's stack to the
+    control connection: no Python code needs to run."""
+    script = write(tmp_path / 'hello.wsgi', HELLO_APP)
+    server, control = socket.socketpair()
+    with server:
+        with control:
+            wp = worker_process(python, script, tmp_path, pass_fds=[control.fileno()],
+                                extra=['--control-fd', str(control.fileno())])
+        client = wp.clients[0]
+        check_hello(client.read_hello(), wp.proc, python)
+        # Answered: the thread that serves it runs.
+        assert client.request().status == '200 OK'
+        os.kill(wp.proc.pid, wire.STACK_SIGNAL)
+        server.settimeout(TIMEOUT)
+        dump = b''
+        while b'in serve' not in dump:
+            dump += server.recv(65536)
+        assert b'Thread 0x' in dump and b'(most recent call first):' in dump
+        status, out, err = wp.finish()
+        assert status == 0, err
+
+
+@pytest.mark.parametrize('python', PYTHONS)
+def test_worker_process_app_keeps_its_stack_signal_handler(python, tmp_path, worker_process):
+    """An application that handles the stack signal itself keeps its
+    handler: the worker registers faulthandler before it loads."""
+    script = write(tmp_path / 'signals.wsgi', """
+        import os, signal, threading
+
+        handled = threading.Event()
+        signal.signal(%d, lambda signum, frame: handled.set())
+
+        def application(environ, start_response):
+            os.kill(os.getpid(), %d)
+            start_response('200 OK', [('Content-Type', 'text/plain')])
+            return [b'handled' if handled.wait(%r) else b'not handled']
+    """ % (wire.STACK_SIGNAL, wire.STACK_SIGNAL, TIMEOUT))
+    server, control = socket.socketpair()
+    with server:
+        with control:
+            wp = worker_process(python, script, tmp_path, pass_fds=[control.fileno()],
+                                extra=['--control-fd', str(control.fileno())])
+        client = wp.clients[0]
+        check_hello(client.read_hello(), wp.proc, python)
+        assert client.request().body == b'handled'
         status, out, err = wp.finish()
         assert status == 0, err
 
