@@ -99,3 +99,32 @@ func TestDeadlockTimeoutLogsStacks(t *testing.T) {
 	waitFor(t, c, "deadlock_timeout: the interpreter has not answered for 2s", `"pid":`+pid)
 	waitFor(t, c, "the Python stack of every thread of the deadlocked process (faulthandler)", `"pid":`+pid, frame)
 }
+
+// TestRequestTimeoutHoldingTheGIL: a request stuck in C code that holds the
+// GIL cannot have its stack reported by Python code: at request_timeout,
+// faulthandler's dump stands in for the report, before the process is
+// recycled.
+func TestRequestTimeoutHoldingTheGIL(t *testing.T) {
+	c := startCaddy(t, `:{http_port} {
+	wsgi_script / {apps}/stuck.wsgi {
+		python {python}
+		processes 1
+		threads 2
+		request_timeout 1s
+		graceful_timeout 1s
+	}
+}`)
+	_, pid := get(t, plainClient, "GET", c.URL("/pid"), nil)
+	if res, _ := get(t, plainClient, "GET", c.URL("/gil"), nil); res.StatusCode != http.StatusGatewayTimeout {
+		t.Errorf("a stuck request: %d, want 504", res.StatusCode)
+	}
+	app := filepath.Join(appsDir(t), "stuck.wsgi")
+	frame := fmt.Sprintf(`File \"%s\", line %d in holding_the_gil`, app, lineOf(t, app, "ctypes.PyDLL(None).sleep(3600)"))
+	const message = "the Python stack of every thread of the process (faulthandler)"
+	waitFor(t, c, "the worker did not report its threads' stacks within 1s", `"pid":`+pid)
+	waitFor(t, c, message, `"pid":`+pid, frame)
+	waitFor(t, c, "recycling worker process", `"pid":`+pid, `"reason":"request_timeout"`)
+	if dump, recycling := logIndex(c, message), logIndex(c, "recycling worker process", `"pid":`+pid); dump > recycling {
+		t.Errorf("the dump (log line %d) follows the recycling (line %d):\n%s", dump, recycling, c.Log)
+	}
+}

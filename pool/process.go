@@ -42,6 +42,8 @@ type process struct {
 	control    *net.UnixConn
 	stacks     chan []byte
 	stacksOnce sync.Once
+	dumpMu     sync.Mutex
+	dumpTo     chan<- []byte // see askDump
 
 	// Guarded by pool.mu.
 	state State   // see State; only moveLocked changes it
@@ -325,10 +327,18 @@ func (proc *process) watchControl(control *net.UnixConn, timeout time.Duration, 
 	buf := make([]byte, 4096)
 	var messages controlParser
 	for {
+		// Every time: readDump moves the deadline.
+		var deadline time.Time
 		if timeout > 0 {
-			control.SetReadDeadline(time.Now().Add(timeout))
+			deadline = time.Now().Add(timeout)
 		}
+		control.SetReadDeadline(deadline)
 		n, err := control.Read(buf)
+		if to := proc.takeDumpRequest(); to != nil && err == nil {
+			to <- readDump(control, buf[:n])
+			messages = controlParser{}
+			continue
+		}
 		// The changes one scan of the worker found come in one write: one
 		// reload for all of them.
 		changes, stacks := messages.parse(buf[:n])

@@ -1,11 +1,10 @@
 package pool
 
 import (
+	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
-	"os"
 	"syscall"
 	"time"
 
@@ -42,9 +41,9 @@ type threadStack struct {
 // serving a request, with the request, as the worker reports them when
 // asked (PROTOCOL.md §3): where an application is stuck is what an operator
 // needs of a request_timeout. Once per process: the report covers every
-// thread, and a caller that comes meanwhile waits for it. It waits
-// stacksWait at most, for a worker whose interpreter does not run (C code
-// holding the GIL) cannot answer.
+// thread, and a caller that comes meanwhile waits for it. A worker whose
+// interpreter does not run (C code holding the GIL) cannot answer: after
+// stacksWait, faulthandler's dump of every thread stands in for the report.
 func (proc *process) logStacks() {
 	proc.stacksOnce.Do(proc.askStacks)
 }
@@ -71,9 +70,43 @@ func (proc *process) askStacks() {
 		}
 	case <-timer.C:
 		proc.log.Error("the worker did not report its threads' stacks within " + stacksWait.String() +
-			": its interpreter is not running Python code (C code holding the GIL?)")
+			": its interpreter is not running Python code (C code holding the GIL?); asking faulthandler")
+		proc.askDump()
 	case <-proc.exited:
 	}
+}
+
+// askDump has watchControl, which reads the control connection, read the
+// faulthandler dump that stackSignal makes a running worker write there,
+// and logs it.
+func (proc *process) askDump() {
+	got := make(chan []byte, 1)
+	proc.dumpMu.Lock()
+	proc.dumpTo = got
+	proc.dumpMu.Unlock()
+	timer := time.NewTimer(dumpWait + dumpQuiet)
+	defer timer.Stop()
+	if err := syscall.Kill(proc.pid, stackSignal); err == nil {
+		select {
+		case dump := <-got:
+			proc.logDumpText(dump, "the Python stack of every thread of the process (faulthandler)")
+			return
+		case <-timer.C:
+		case <-proc.exited:
+		}
+	}
+	// Nothing came: what comes next is not the dump.
+	proc.takeDumpRequest()
+}
+
+// takeDumpRequest returns where the dump that askDump waits for goes, if it
+// waits for one, and clears it.
+func (proc *process) takeDumpRequest() chan<- []byte {
+	proc.dumpMu.Lock()
+	defer proc.dumpMu.Unlock()
+	to := proc.dumpTo
+	proc.dumpTo = nil
+	return to
 }
 
 // threadID writes a thread's id as faulthandler does ("Thread 0x...",
@@ -91,29 +124,36 @@ func (proc *process) logDump(control *net.UnixConn) {
 	if err := syscall.Kill(proc.pid, stackSignal); err != nil {
 		return
 	}
-	var dump []byte
+	dump := readDump(control, nil)
+	if len(dump) == 0 {
+		proc.log.Error("the deadlocked worker wrote no stacks within " + dumpWait.String())
+		return
+	}
+	proc.logDumpText(dump, "the Python stack of every thread of the deadlocked process (faulthandler)")
+}
+
+func (proc *process) logDumpText(dump []byte, message string) {
+	proc.log.Error(message, zap.ByteString("stacks", dump))
+}
+
+// readDump reads a faulthandler dump from control, after the bytes of it
+// already read: until nothing more has come for dumpQuiet, for dumpWait at
+// most.
+func readDump(control *net.UnixConn, dump []byte) []byte {
+	dump = bytes.Clone(dump)
 	buf := make([]byte, 4096)
 	end := time.Now().Add(dumpWait)
 	for len(dump) < maxStackReport {
 		deadline := end
-		if len(dump) > 0 {
-			deadline = time.Now().Add(dumpQuiet)
-			if deadline.After(end) {
-				deadline = end
-			}
+		if quiet := time.Now().Add(dumpQuiet); len(dump) > 0 && quiet.Before(end) {
+			deadline = quiet
 		}
 		control.SetReadDeadline(deadline)
 		n, err := control.Read(buf)
 		dump = append(dump, buf[:n]...)
 		if err != nil {
-			if len(dump) == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
-				proc.log.Error("the deadlocked worker wrote no stacks within " + dumpWait.String())
-			}
 			break
 		}
 	}
-	if len(dump) > 0 {
-		proc.log.Error("the Python stack of every thread of the deadlocked process (faulthandler)",
-			zap.ByteString("stacks", dump))
-	}
+	return dump
 }
