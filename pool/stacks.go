@@ -89,7 +89,7 @@ func (proc *process) askDump() {
 	if err := syscall.Kill(proc.pid, stackSignal); err == nil {
 		select {
 		case dump := <-got:
-			proc.logDumpText(dump, "the Python stack of every thread of the process (faulthandler)")
+			proc.log.Error("the Python stack of every thread of the process (faulthandler)", zap.ByteString("stacks", dump))
 			return
 		case <-timer.C:
 		case <-proc.exited:
@@ -129,11 +129,7 @@ func (proc *process) logDump(control *net.UnixConn) {
 		proc.log.Error("the deadlocked worker wrote no stacks within " + dumpWait.String())
 		return
 	}
-	proc.logDumpText(dump, "the Python stack of every thread of the deadlocked process (faulthandler)")
-}
-
-func (proc *process) logDumpText(dump []byte, message string) {
-	proc.log.Error(message, zap.ByteString("stacks", dump))
+	proc.log.Error("the Python stack of every thread of the deadlocked process (faulthandler)", zap.ByteString("stacks", dump))
 }
 
 // readDump reads a faulthandler dump from control, after the bytes of it
