@@ -63,8 +63,7 @@ func TestWorkerHoldsOnlyItsDescriptors(t *testing.T) {
 	if strings.Contains(body, "root-only secret") || strings.Contains(body, secretPath) {
 		t.Errorf("the worker reached the root-only file Caddy inherited as descriptor 9: %s", body)
 	}
-	// 0 to 2, a connection per thread, and the control socket (deadlock
-	// detection is on by default).
+	// 0 to 2, a connection per thread, and the control socket.
 	want := map[string]string{"0": "/dev/null", "1": "pipe:", "2": "pipe:", "3": "socket:", "4": "socket:", "5": "socket:"}
 	if len(got.Worker) != len(want) {
 		t.Errorf("the worker holds descriptors %v, want %v", got.Worker, want)

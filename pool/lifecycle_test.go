@@ -537,20 +537,31 @@ func fetch(t *testing.T, p *Pool) (string, int) {
 	return body, c.PID()
 }
 
-// TestControlParser: notices and heartbeats, however the reads split them.
+// TestControlParser: notices, stack reports and heartbeats, however the
+// reads split them.
 func TestControlParser(t *testing.T) {
 	long := strings.Repeat("x", maxNotice+10)
-	stream := "..C17 /srv/a.py\n..C1764000000123456789 /srv/b c.py\n.C5 " + long + "\n." + "C-3 /srv/c.py\nC/srv/d.py\nC"
+	report := `[{"thread": 1, "stack": "  File \"a.py\", line 1, in f\n"}]`
+	stream := "..C17 /srv/a.py\n..C1764000000123456789 /srv/b c.py\n.S" + report + "\n.C5 " + long + "\n." +
+		"C-3 /srv/c.py\nS[]\nC/srv/d.py\nC"
 	want := []sourceChange{{"/srv/a.py", 17}, {"/srv/b c.py", 1764000000123456789}, {long[:maxNotice-2], 5},
 		{"/srv/c.py", -3}, {"/srv/d.py", 0}}
 	for _, size := range []int{1, 2, 3, 7, len(stream)} {
 		var c controlParser
 		var got []sourceChange
+		var reports []string
 		for chunk := range slices.Chunk([]byte(stream), size) {
-			got = append(got, c.parse(chunk)...)
+			changes, stacks := c.parse(chunk)
+			got = append(got, changes...)
+			for _, s := range stacks {
+				reports = append(reports, string(s))
+			}
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("reads of %d bytes: %.60v", size, got)
+		}
+		if !slices.Equal(reports, []string{report, "[]"}) {
+			t.Errorf("reads of %d bytes: stack reports %q", size, reports)
 		}
 	}
 }

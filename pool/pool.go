@@ -510,6 +510,11 @@ const (
 // Release returns a connection, with how its exchange ended.
 func (p *Pool) Release(c *Conn, outcome Outcome) {
 	proc := c.proc
+	if outcome == TimedOut {
+		// Before the process is recycled: its threads are still where the
+		// application is stuck.
+		proc.logStacks()
+	}
 	p.mu.Lock()
 	switch outcome {
 	case OutOfStep:

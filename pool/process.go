@@ -35,6 +35,15 @@ type process struct {
 	// logged (see outputGrace).
 	exited chan struct{}
 	output *tailBuffer // the last lines the process wrote, for error reports
+	log    *zap.Logger // the pool's, with the pid
+
+	// The control connection (PROTOCOL.md §3), and the answers to stack
+	// requests that watchControl reads from it; see stacks.go.
+	control    *net.UnixConn
+	stacks     chan []byte
+	stacksOnce sync.Once
+	dumpMu     sync.Mutex
+	dumpTo     chan<- []byte // see askDump
 
 	// Guarded by pool.mu.
 	state State   // see State; only moveLocked changes it
@@ -117,23 +126,20 @@ func (p *Pool) spawn() (*process, error) {
 	args = append(args, "--fds", strings.Join(fdList, ","),
 		"--processes", strconv.Itoa(cfg.Processes), "--group", cfg.Name)
 	args = append(args, workerOptions(cfg)...)
-	var control *net.UnixConn
-	if cfg.DeadlockTimeout > 0 || cfg.ReloadOnChanges {
-		uc, child, err := socketPair()
-		if err != nil {
-			proc.closeConns()
-			return nil, fmt.Errorf("creating worker control socket: %w", err)
-		}
-		control = uc
-		childEnds = append(childEnds, child)
-		args = append(args, "--control-fd", strconv.Itoa(3+cfg.Threads))
-		if cfg.DeadlockTimeout > 0 {
-			// Four heartbeats per timeout: one late heartbeat is not a deadlock.
-			args = append(args, "--heartbeat", strconv.FormatFloat((cfg.DeadlockTimeout/4).Seconds(), 'f', -1, 64))
-		}
-		if cfg.ReloadOnChanges {
-			args = append(args, "--reload-on-changes")
-		}
+	control, child, err := socketPair()
+	if err != nil {
+		proc.closeConns()
+		return nil, fmt.Errorf("creating worker control socket: %w", err)
+	}
+	proc.control, proc.stacks = control, make(chan []byte, 1)
+	childEnds = append(childEnds, child)
+	args = append(args, "--control-fd", strconv.Itoa(3+cfg.Threads))
+	if cfg.DeadlockTimeout > 0 {
+		// Four heartbeats per timeout: one late heartbeat is not a deadlock.
+		args = append(args, "--heartbeat", strconv.FormatFloat((cfg.DeadlockTimeout/4).Seconds(), 'f', -1, 64))
+	}
+	if cfg.ReloadOnChanges {
+		args = append(args, "--reload-on-changes")
 	}
 	cmd := exec.Command(cfg.Python, args...)
 	cmd.Dir = cfg.Dir
@@ -158,21 +164,20 @@ func (p *Pool) spawn() (*process, error) {
 	if p.identity != nil {
 		cmd.SysProcAttr.Credential = p.identity.cred
 	}
-	err := startWorker(cmd)
+	err = startWorker(cmd)
 	// The worker has its ends now. Caddy must not hold them: a worker that
 	// exits during start-up would not end the streams the handshake reads.
 	closeFiles(childEnds)
 	childEnds = nil
 	if err != nil {
 		proc.closeConns()
-		if control != nil {
-			control.Close()
-		}
+		control.Close()
 		return nil, fmt.Errorf("starting Python interpreter %q: %w", cfg.Python, err)
 	}
 	proc.cmd, proc.pid, proc.started = cmd, cmd.Process.Pid, time.Now()
 	p.track(proc)
 	logger := p.log.With(zap.Int("pid", proc.pid))
+	proc.log = logger
 	var pipes sync.WaitGroup
 	pipes.Add(2)
 	go proc.relay(outputs[0], logger, zap.InfoLevel, &pipes)
@@ -194,9 +199,7 @@ func (p *Pool) spawn() (*process, error) {
 		p.moveLocked(proc, Dead)
 		p.mu.Unlock()
 		proc.shutdownConns()
-		if control != nil {
-			control.Close()
-		}
+		control.Close()
 		select {
 		case <-outputDone:
 		case <-time.After(outputGrace):
@@ -213,9 +216,7 @@ func (p *Pool) spawn() (*process, error) {
 		}
 		return nil, err
 	}
-	if control != nil {
-		go proc.watchControl(control, cfg.DeadlockTimeout, logger)
-	}
+	go proc.watchControl(control, cfg.DeadlockTimeout, logger)
 	return proc, nil
 }
 
@@ -316,24 +317,39 @@ func socketPair() (*net.UnixConn, *os.File, error) {
 }
 
 // watchControl reads the process's control connection (PROTOCOL.md §3). A
-// change notice reloads the application. With a deadlock timeout, it
-// replaces the process when its heartbeats stop for that long: sending one
-// needs the GIL, so silence means no Python code runs in the process any
-// more (C code holding the GIL, a deadlock) and none of its requests will
-// ever be answered. It returns when the process has exited, which closes
-// control.
+// change notice reloads the application; a stack report goes to the
+// request for it (see stacks.go). With a deadlock timeout, it replaces the
+// process when its heartbeats stop for that long: sending one needs the
+// GIL, so silence means no Python code runs in the process any more (C
+// code holding the GIL, a deadlock) and none of its requests will ever be
+// answered. It returns when the process has exited, which closes control.
 func (proc *process) watchControl(control *net.UnixConn, timeout time.Duration, logger *zap.Logger) {
 	buf := make([]byte, 4096)
-	var notices controlParser
+	var messages controlParser
 	for {
+		// Every time: readDump moves the deadline.
+		var deadline time.Time
 		if timeout > 0 {
-			control.SetReadDeadline(time.Now().Add(timeout))
+			deadline = time.Now().Add(timeout)
 		}
+		control.SetReadDeadline(deadline)
 		n, err := control.Read(buf)
+		if to := proc.takeDumpRequest(); to != nil && err == nil {
+			to <- readDump(control, buf[:n])
+			messages = controlParser{}
+			continue
+		}
 		// The changes one scan of the worker found come in one write: one
 		// reload for all of them.
-		if changes := notices.parse(buf[:n]); changes != nil {
+		changes, stacks := messages.parse(buf[:n])
+		if changes != nil {
 			proc.pool.sourceChanged(proc, changes)
+		}
+		for _, report := range stacks {
+			select {
+			case proc.stacks <- report:
+			default: // nobody asked for it
+			}
 		}
 		if err == nil {
 			continue
@@ -346,15 +362,20 @@ func (proc *process) watchControl(control *net.UnixConn, timeout time.Duration, 
 			p.mu.Lock()
 			p.condemnLocked(proc, ReasonDeadlockTimeout)
 			p.mu.Unlock()
+			proc.logDump(control)
 			proc.kill()
 		}
 		return
 	}
 }
 
-// maxNotice bounds the notice that Caddy keeps: a longer one is cut, so
-// that a worker cannot make Caddy buffer without bound.
-const maxNotice = 4096
+// Bounds on what Caddy keeps of a control message (after its first byte):
+// longer ones are cut, so that a worker cannot make Caddy buffer without
+// bound.
+const (
+	maxNotice      = 4096
+	maxStackReport = 16 << 20
+)
 
 // sourceChange is a change notice: the file that changed, and its new
 // modification time in nanoseconds since the epoch.
@@ -364,28 +385,35 @@ type sourceChange struct {
 }
 
 // controlParser splits what a worker sends on its control connection into
-// change notices, 'C', a modification time, a space, a path and a newline;
-// any other byte is a heartbeat. A notice may be split across reads.
+// change notices ('C', a modification time, a space, a path and a newline)
+// and stack reports ('S', JSON and a newline); any other byte is a
+// heartbeat. A message may be split across reads.
 type controlParser struct {
-	inNotice bool
-	notice   []byte
+	kind    byte // of the message being read, or 0
+	message []byte
 }
 
-// parse returns the notices that data completes.
-func (c *controlParser) parse(data []byte) []sourceChange {
-	var done []sourceChange
+// parse returns the notices and the stack reports (their JSON) that data
+// completes.
+func (c *controlParser) parse(data []byte) (changes []sourceChange, stacks [][]byte) {
 	for _, b := range data {
 		switch {
-		case !c.inNotice:
-			c.inNotice = b == 'C'
+		case c.kind == 0:
+			if b == 'C' || b == 'S' {
+				c.kind = b
+			}
 		case b == '\n':
-			done = append(done, parseNotice(string(c.notice)))
-			c.inNotice, c.notice = false, c.notice[:0]
-		case len(c.notice) < maxNotice:
-			c.notice = append(c.notice, b)
+			if c.kind == 'C' {
+				changes = append(changes, parseNotice(string(c.message)))
+			} else {
+				stacks = append(stacks, bytes.Clone(c.message))
+			}
+			c.kind, c.message = 0, c.message[:0]
+		case c.kind == 'C' && len(c.message) < maxNotice, c.kind == 'S' && len(c.message) < maxStackReport:
+			c.message = append(c.message, b)
 		}
 	}
-	return done
+	return changes, stacks
 }
 
 // parseNotice reads a notice without its 'C' and newline. The worker is

@@ -3,6 +3,7 @@ inherited connection on its own thread."""
 
 import argparse
 import ast
+import faulthandler
 import hashlib
 import importlib
 import inspect
@@ -260,7 +261,8 @@ def parse_args(argv):
     parser.add_argument('--import-script', help='script run before the application is loaded')
     parser.add_argument('--display-name', help='process name shown by ps')
     parser.add_argument('--umask', type=lambda s: int(s, 8), help='octal file mode creation mask')
-    parser.add_argument('--control-fd', type=int, help='socket to Caddy for heartbeats and change notices')
+    parser.add_argument('--control-fd', type=int,
+                        help='socket to Caddy for heartbeats, change notices and stack reports')
     parser.add_argument('--heartbeat', type=float, metavar='SECONDS', help='send a heartbeat every SECONDS')
     parser.add_argument('--reload-on-changes', action='store_true',
                         help='tell Caddy when the source file of a loaded module changes')
@@ -316,7 +318,8 @@ def set_display_name(name):
 
 class Control:
     """The control connection to Caddy. The main thread sends heartbeats on
-    it and the source watcher its notice: the lock keeps a notice whole."""
+    it, the source watcher its notices and answer_stack_requests its
+    reports: the lock keeps each whole."""
 
     def __init__(self, sock):
         self.sock = sock
@@ -325,6 +328,55 @@ class Control:
     def send(self, data):
         with self.lock:
             self.sock.sendall(data)
+
+
+def answer_stack_requests(control, workers):
+    """Answer each stack request Caddy sends (it does when a request runs
+    past its request_timeout) with a stack report, until the connection
+    ends."""
+    while True:
+        try:
+            data = control.sock.recv(64)
+        except OSError:
+            return
+        if not data:
+            return
+        if wire.STACK_REQUEST in data:
+            control.send(wire.stack_report(request_stacks(workers)))
+
+
+HANDLE = Worker.handle.__code__
+
+
+# As faulthandler's: the innermost frames of a deeper stack.
+MAX_STACK_DEPTH = 100
+
+
+def request_stacks(workers):
+    """The stack of each thread that is serving a request, with the request:
+    for stack_report. A stack starts below Worker.handle: the frames above
+    it are the runtime's, the same in every thread."""
+    frames = sys._current_frames()
+    now = time.monotonic()
+    threads = []
+    for worker in workers:
+        serving, frame = worker.serving, frames.get(worker.thread)
+        if serving is None or frame is None:
+            continue
+        environ, started = serving
+        entries = traceback.extract_stack(frame, MAX_STACK_DEPTH)
+        for i, entry in enumerate(entries):
+            if entry.filename == HANDLE.co_filename and entry.name == HANDLE.co_name:
+                entries = entries[i + 1:]
+                break
+        threads.append({
+            'thread': worker.thread,
+            'method': environ.get('REQUEST_METHOD', ''),
+            'uri': environ.get('REQUEST_URI', ''),
+            'seconds': round(now - started, 3),
+            'stack': ''.join(traceback.format_list(entries)),
+        })
+    return threads
 
 
 def heartbeat(control, threads, interval):
@@ -417,6 +469,11 @@ def main(argv=None):
     sys.path[0] = os.getcwd()
     for directory in args.python_path:
         site.addsitedir(directory)
+    control = None if args.control_fd is None else Control(socket.socket(fileno=args.control_fd))
+    if control is not None:
+        # Before the application loads, so that an application that gives
+        # the signal a meaning of its own keeps it.
+        faulthandler.register(wire.STACK_SIGNAL, file=control.sock.fileno(), all_threads=True)
     # Before the application loads: logging handlers it creates at import
     # time (Django's LOGGING, logging.basicConfig) keep the sys.stderr they
     # see, and it must be the one that follows the request.
@@ -437,7 +494,6 @@ def main(argv=None):
         conns[0].send(wire.frame(wire.STARTUP_ERROR, ('could not load %s:\n%s' % (loading, text)).encode('utf-8', 'backslashreplace')))
         return 1
 
-    control = None if args.control_fd is None else Control(socket.socket(fileno=args.control_fd))
     if args.reload_on_changes:
         watcher = SourceWatcher([filename for _, _, _, filename in args.apps if filename])
         # Before the HELLOs, so that no change made once Caddy has the
@@ -446,12 +502,17 @@ def main(argv=None):
         threading.Thread(target=watch_sources, args=(control, watcher, RELOAD_INTERVAL),
                          name='caddy-wsgi-reload', daemon=True).start()
     threads = []
+    workers = []
     for conn in conns:
         hello(conn)
         worker = Worker(conn, apps, local)
         thread = threading.Thread(target=worker.serve, name='wsgi-%d' % conn.sock.fileno(), daemon=True)
         thread.start()
         threads.append(thread)
+        workers.append(worker)
+    if control is not None:
+        threading.Thread(target=answer_stack_requests, args=(control, workers),
+                         name='caddy-wsgi-control', daemon=True).start()
     # Caddy closing the connections is the signal to exit.
     if args.heartbeat is None:
         for thread in threads:

@@ -1,9 +1,10 @@
 """The caddy-wsgi wire format (protocol/PROTOCOL.md), worker side."""
 
+import json
 import socket
 import struct
 
-VERSION = 4
+VERSION = 5
 
 # type, flags, application index (REQUEST) or reserved (zero), payload length
 HEADER = struct.Struct('>BBHI')
@@ -51,9 +52,21 @@ END_ABORTED = HEADER.pack(RESPONSE_END, FLAG_ABORTED, 0, 0)
 
 
 # The control connection carries bytes, not frames: a heartbeat is '.', a
-# change notice 'C', a modification time, a space, a path and a newline.
+# change notice 'C', a modification time, a space, a path and a newline, a
+# stack report 'S', JSON and a newline. Caddy asks for a stack report with
+# 'S'; on STACK_SIGNAL, faulthandler writes every thread's stack there.
 HEARTBEAT = b'.'
 CHANGE_NOTICE = b'C'
+STACK_REPORT = b'S'
+STACK_REQUEST = b'S'
+STACK_SIGNAL = 40
+
+
+def stack_report(threads):
+    """The report of the threads serving a request: a list of dicts with
+    the keys thread, method, uri, seconds and stack. JSON escapes newlines,
+    so the newline after it ends it."""
+    return STACK_REPORT + json.dumps(threads, ensure_ascii=True).encode('ascii') + b'\n'
 
 
 def change_notice(path, mtime_ns):

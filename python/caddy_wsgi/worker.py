@@ -465,6 +465,11 @@ class Worker:
     def __init__(self, conn, apps, local):
         self.conn = conn
         self.apps = apps
+        # For stack reports: the thread that serves, and the environ of
+        # the request it serves and when it started, or None between
+        # requests.
+        self.thread = None
+        self.serving = None
         self.errors = LogStream(conn, wire.LEVEL_ERROR, local)
         self.stdout = LogStream(conn, wire.LEVEL_INFO, local)
         self.local = local
@@ -475,6 +480,7 @@ class Worker:
         # Thread-local: registered from the thread that serves.
         self.local.stdout = self.stdout
         self.local.stderr = self.errors
+        self.thread = threading.get_ident()
         read_request = self.conn.read_request
         apps = self.apps
         try:
@@ -504,6 +510,7 @@ class Worker:
         body = self.no_body if flags & wire.FLAG_NO_BODY else Input(self.conn, True)
         environ['wsgi.input'] = body
         environ['wsgi.errors'] = self.errors
+        self.serving = (environ, monotonic())
         request = Request(self.conn, environ['REQUEST_METHOD'] != 'HEAD', body)
         try:
             result = app(environ, request.start_response)
@@ -520,6 +527,7 @@ class Worker:
         except BaseException as exc:
             self.fail(request, exc)
         body.discard()
+        self.serving = None
 
     def flush_logs(self):
         if self.stdout.pending:

@@ -10,13 +10,15 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import traceback
+import types
 import warnings
 from pathlib import Path
 
 import pytest
 
-from caddy_wsgi import main
+from caddy_wsgi import main, wire
 from fakecaddy import HELLO, LEVEL_ERROR, LEVEL_INFO, STARTUP_ERROR, TIMEOUT, Client, decode_pairs
 
 WORKER_SCRIPT = Path(__file__).resolve().parents[1] / 'caddy-wsgi-worker.py'
@@ -643,6 +645,43 @@ def test_heartbeat_until_the_threads_end():
         assert not beating.is_alive()
 
 
+def parked_here(event):
+    event.wait()
+
+
+def test_stack_report_of_serving_threads():
+    """Caddy's stack request is answered with the stack of each thread
+    serving a request, with the request; idle threads are left out."""
+    server, sock = socket.socketpair()
+    release = threading.Event()
+    parked = threading.Thread(target=parked_here, args=(release,))
+    parked.start()
+    serving = types.SimpleNamespace(thread=parked.ident, serving=(
+        {'REQUEST_METHOD': 'POST', 'REQUEST_URI': '/upload?x=1'}, time.monotonic() - 2))
+    idle = types.SimpleNamespace(thread=threading.get_ident(), serving=None)
+    answering = threading.Thread(target=main.answer_stack_requests, args=(main.Control(sock), [serving, idle]))
+    answering.start()
+    try:
+        with server:
+            server.settimeout(TIMEOUT)
+            server.sendall(b'S')
+            report = b''
+            while not report.endswith(b'\n'):
+                report += server.recv(65536)
+            assert report.startswith(b'S') and report.count(b'\n') == 1
+            [thread] = json.loads(report[1:])
+            assert thread['thread'] == parked.ident
+            assert (thread['method'], thread['uri']) == ('POST', '/upload?x=1')
+            assert 2 <= thread['seconds'] < 2 + TIMEOUT
+            line = parked_here.__code__.co_firstlineno + 1
+            assert 'File "%s", line %d, in parked_here\n    event.wait()\n' % (__file__, line) in thread['stack']
+        answering.join(TIMEOUT)
+        assert not answering.is_alive()  # Caddy closed the connection
+    finally:
+        release.set()
+        sock.close()
+
+
 # ---------------------------------------------------------------- reload on changes
 
 def touch(path, seconds_later=10):
@@ -921,7 +960,7 @@ def worker_process():
 def check_hello(f, proc, python):
     assert f.kind == HELLO, f
     hello = decode_pairs(f.payload)
-    assert hello['protocol'] == '4'
+    assert hello['protocol'] == '5'
     assert hello['pid'] == str(proc.pid)
     assert hello['python'].startswith('3.')
     assert hello['executable']
@@ -1134,6 +1173,57 @@ def test_worker_process_reload_on_changes(python, heartbeat, tmp_path, worker_pr
         assert notice == b'C%d %s\n' % (mtime(helper), bytes(helper))
         # The process goes on serving the code it has until Caddy replaces it.
         assert client.request().body == b'1'
+        status, out, err = wp.finish()
+        assert status == 0, err
+
+
+@pytest.mark.parametrize('python', PYTHONS)
+def test_worker_process_dumps_stacks_on_the_stack_signal(python, tmp_path, worker_process):
+    """On the stack signal, faulthandler writes every thread's stack to the
+    control connection: no Python code needs to run."""
+    script = write(tmp_path / 'hello.wsgi', HELLO_APP)
+    server, control = socket.socketpair()
+    with server:
+        with control:
+            wp = worker_process(python, script, tmp_path, pass_fds=[control.fileno()],
+                                extra=['--control-fd', str(control.fileno())])
+        check_hello(wp.clients[0].read_hello(), wp.proc, python)
+        os.kill(wp.proc.pid, wire.STACK_SIGNAL)
+        server.settimeout(TIMEOUT)
+        dump = b''
+        # The main thread's frames, which do not change once it waits for
+        # the threads that serve (faulthandler reads running threads'
+        # frames as they change).
+        while b' in main\n' not in dump:
+            dump += server.recv(65536)
+        assert b'Thread 0x' in dump and b'(most recent call first):' in dump
+        status, out, err = wp.finish()
+        assert status == 0, err
+
+
+@pytest.mark.parametrize('python', PYTHONS)
+def test_worker_process_app_keeps_its_stack_signal_handler(python, tmp_path, worker_process):
+    """An application that handles the stack signal itself keeps its
+    handler: the worker registers faulthandler before it loads."""
+    script = write(tmp_path / 'signals.wsgi', """
+        import os, signal, threading
+
+        handled = threading.Event()
+        signal.signal(%d, lambda signum, frame: handled.set())
+
+        def application(environ, start_response):
+            os.kill(os.getpid(), %d)
+            start_response('200 OK', [('Content-Type', 'text/plain')])
+            return [b'handled' if handled.wait(%r) else b'not handled']
+    """ % (wire.STACK_SIGNAL, wire.STACK_SIGNAL, TIMEOUT))
+    server, control = socket.socketpair()
+    with server:
+        with control:
+            wp = worker_process(python, script, tmp_path, pass_fds=[control.fileno()],
+                                extra=['--control-fd', str(control.fileno())])
+        client = wp.clients[0]
+        check_hello(client.read_hello(), wp.proc, python)
+        assert client.request().body == b'handled'
         status, out, err = wp.finish()
         assert status == 0, err
 

@@ -56,7 +56,7 @@ def payload_of(f):
 
 
 def test_constants():
-    assert wire.VERSION == VECTORS['protocol_version'] == 4
+    assert wire.VERSION == VECTORS['protocol_version'] == 5
     assert wire.HEADER_SIZE == 8
     assert wire.MAX_PAYLOAD == 16 * 1024 * 1024
     assert wire.BODY_CHUNK == 64 * 1024
@@ -553,7 +553,7 @@ def test_process_hello_on_every_connection_and_shutdown(tmp_path):
             kind, flags, payload = wire.Connection(sock).read_frame()
             assert (kind, flags) == (wire.HELLO, 0)
             hello = wire.decode_pairs(payload)
-            assert hello['protocol'] == '4'
+            assert hello['protocol'] == '5'
             assert hello['pid'] == str(proc.pid)
         socks[1].sendall(vector_bytes('request_get_no_body'))
         expected = vector_bytes('response_hello_world')
@@ -683,4 +683,4 @@ def test_hello_with_non_latin1_executable(monkeypatch):
     main.hello(Conn())
     kind, _, _, size = wire.HEADER.unpack(sent[0][:wire.HEADER_SIZE])
     assert kind == wire.HELLO
-    assert wire.decode_pairs(sent[0][wire.HEADER_SIZE:])['protocol'] == '4'
+    assert wire.decode_pairs(sent[0][wire.HEADER_SIZE:])['protocol'] == '5'

@@ -1582,3 +1582,26 @@ def test_only_streamed_responses_look_for_cancel(serve, monkeypatch):
     caddy = serve(streams(Endless(limit=3)))
     assert caddy.request().body == b'data: tick\n\n' * 3
     assert looks == [1]
+
+
+# ---------------------------------------------------------------- stack reports
+
+def test_worker_records_the_request_it_serves(serve):
+    """For stack reports: while the application runs, the Worker holds its
+    thread and the request's environ and start; between requests, None."""
+    seen = {}
+
+    def app(environ, start_response):
+        seen['thread'] = threading.get_ident()
+        seen['serving'] = caddy.worker.serving
+        start_response('200 OK', [])
+        return [b'']
+
+    caddy = serve(app)
+    assert caddy.request({'REQUEST_METHOD': 'PUT', 'REQUEST_URI': '/a?b'}).status == '200 OK'
+    environ, started = seen['serving']
+    assert (environ['REQUEST_METHOD'], environ['REQUEST_URI']) == ('PUT', '/a?b')
+    assert started <= worker.monotonic()
+    assert caddy.worker.thread == seen['thread']
+    caddy.close()  # the worker's thread has ended: the request is over
+    assert not caddy.thread.is_alive() and caddy.worker.serving is None
