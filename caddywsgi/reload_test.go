@@ -212,8 +212,10 @@ func duringLoad(t *testing.T, urls []string, reload func(), served func(url, bod
 			}
 		}()
 	}
+	// Deferred, so that the clients stop before the test ends even if
+	// reload stops it with t.Fatal.
+	defer wg.Wait()
+	defer close(done)
 	reload()
-	close(done)
-	wg.Wait()
 	return failures
 }
