@@ -103,9 +103,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return caddyhttp.Error(http.StatusServiceUnavailable, err)
 	}
 	ex := &exchange{h: h, pool: run.pool, w: w, r: r, c: c, declared: -1, bodyRest: rest}
-	defer ex.release()
-	// Deferred, to account for a response broken off by a panic too.
+	// Deferred, to account for a response broken off by a panic too, and
+	// before release so that it runs after it: the worker's thread goes back
+	// to the pool first.
 	defer func() { ex.served(run, handed.Sub(asked), handed, err) }()
+	defer ex.release()
 	if h.requestTimeout > 0 {
 		ex.deadline = time.Now().Add(h.requestTimeout)
 		c.SetDeadline(ex.deadline)
