@@ -51,15 +51,7 @@ func helloHeld(b *testing.B, p *Pool, req []byte) {
 		if _, err := c.Write(req); err != nil {
 			b.Fatal(err)
 		}
-		for {
-			f, err := c.R.Next()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if f.Type == protocol.ResponseEnd {
-				break
-			}
-		}
+		readResponse(b, c)
 	}
 	b.StopTimer()
 	ticks := cpuTicks(b, c.PID()) - before
@@ -77,15 +69,7 @@ func helloDispatched(b *testing.B, p *Pool, req []byte) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		for {
-			f, err := c.R.Next()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if f.Type == protocol.ResponseEnd {
-				break
-			}
-		}
+		readResponse(b, c)
 		p.Release(c, Reusable)
 	}
 }

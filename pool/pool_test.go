@@ -102,7 +102,7 @@ func requestFrame(app uint16, path, query string, body bool) []byte {
 
 // readResponse reads an exchange's frames up to RESPONSE_END and returns the
 // body.
-func readResponse(t *testing.T, c *Conn) string {
+func readResponse(t testing.TB, c *Conn) string {
 	t.Helper()
 	var body strings.Builder
 	for {
