@@ -5,6 +5,7 @@ import gc
 import importlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -1188,15 +1189,20 @@ def test_worker_process_dumps_stacks_on_the_stack_signal(python, tmp_path, worke
             wp = worker_process(python, script, tmp_path, pass_fds=[control.fileno()],
                                 extra=['--control-fd', str(control.fileno())])
         check_hello(wp.clients[0].read_hello(), wp.proc, python)
+        # Once a request is answered, the thread that serves runs and the main
+        # thread is done with the hellos.
+        assert wp.clients[0].request().status == "200 OK"
         os.kill(wp.proc.pid, wire.STACK_SIGNAL)
         server.settimeout(TIMEOUT)
         dump = b''
-        # The main thread's frames, which do not change once it waits for
-        # the threads that serve (faulthandler reads running threads'
-        # frames as they change).
-        while b' in main\n' not in dump:
+        # The headers of the main thread and of the thread that serves, and
+        # the main thread's frames, which do not change once it waits for the
+        # threads that serve (faulthandler reads running threads' frames as
+        # they change). A header says "Current thread" or "Thread" depending
+        # on which thread the kernel picked for the signal.
+        header = re.compile(rb'^(?:Current thread|Thread) 0x[0-9a-f]+ \(most recent call first\):$', re.M)
+        while len(header.findall(dump)) < 2 or b' in main\n' not in dump:
             dump += server.recv(65536)
-        assert b'Thread 0x' in dump and b'(most recent call first):' in dump
         status, out, err = wp.finish()
         assert status == 0, err
 
