@@ -24,8 +24,8 @@ func init() {
 //	POST /wsgi/groups/{name}/restart  a rolling restart of the group
 //
 // {name} is one path segment: a name with slashes or spaces, as implicit
-// groups have ("/ /srv/app.wsgi"), is percent-encoded
-// (%2F%20%2Fsrv%2Fapp.wsgi).
+// groups have ("example.com/app"), is percent-encoded
+// (example.com%2Fapp).
 type adminAPI struct{}
 
 // CaddyModule returns the Caddy module information.

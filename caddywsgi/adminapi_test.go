@@ -111,7 +111,7 @@ func TestAdminAPIGroups(t *testing.T) {
 	wsgi_script / {apps}/app.wsgi python={python}
 }`)
 	script := filepath.Join(appsDir(t), "app.wsgi")
-	implicit := "/ " + script
+	implicit := ":" + strconv.Itoa(c.HTTPPort) + "/"
 	_, shopPID := get(t, plainClient, "GET", c.URL("/shop/pid"), nil)
 
 	groups := decodeGroups(t, admin+"/wsgi/groups", nil)

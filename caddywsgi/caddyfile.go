@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -67,6 +68,9 @@ func parseWSGIScript(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error
 	if err := handler.unmarshalCaddyfile(h.Dispenser, &opts); err != nil {
 		return nil, err
 	}
+	if handler.ProcessGroup == "" {
+		handler.Site = siteAddress(h)
+	}
 	mount := strings.TrimRight(handler.MountPoint, "/")
 	if opts.documentRoot != "" {
 		return documentRootRoute(h, handler, mount, opts.documentRoot), nil
@@ -78,6 +82,22 @@ func parseWSGIScript(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error
 	// under the mount point in the same case on to the routes after it.
 	matcher := caddy.ModuleMap{"path": caddyconfig.JSON(caddyhttp.MatchPath{mount, mount + "/*"}, nil)}
 	return h.NewRoute(matcher, handler), nil
+}
+
+// siteAddress returns the first address of the site block h is in, "" if
+// it cannot tell. The Helper keeps its block to itself: its keys are read by
+// reflection, read-only (TestImplicitGroupNamedAfterSite fails when a Caddy
+// upgrade moves them).
+func siteAddress(h httpcaddyfile.Helper) string {
+	keys := reflect.ValueOf(h).FieldByName("parentBlock").FieldByName("Keys")
+	if !keys.IsValid() || keys.Kind() != reflect.Slice || keys.Len() == 0 {
+		return ""
+	}
+	text := keys.Index(0).FieldByName("Text")
+	if text.Kind() != reflect.String {
+		return ""
+	}
+	return text.String()
 }
 
 // directiveOptions holds the wsgi_script options that are not the handler's

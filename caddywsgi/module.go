@@ -54,11 +54,18 @@ type Handler struct {
 
 	// The daemon process group (defined in the wsgi app, the Caddyfile's
 	// wsgi_daemon) to run the application in. Without one, the handler's own
-	// settings below make up its group, which no other handler shares, named
-	// after the mount point and the app ("/blog /srv/blog.wsgi"; a later
-	// handler of the config with the same mount point and app gets "... #2"),
-	// as mod_wsgi gives each mount point of each host its own interpreter.
+	// settings below make up its group, which no other handler shares, as
+	// mod_wsgi gives each mount point of each host its own interpreter. That
+	// group is named after the site and the mount point ("example.com/blog"),
+	// or without a site after the mount point and the app ("/blog
+	// /srv/blog.wsgi"); a later handler of the config that would get the same
+	// name gets "... #2".
 	ProcessGroup string `json:"process_group,omitempty"`
+
+	// The site the handler belongs to, as the Caddyfile writes its first
+	// address ("example.com", ":8080"), which names the handler's own
+	// daemon group. The Caddyfile adapter fills it in.
+	Site string `json:"site,omitempty"`
 
 	// The settings of the handler's own group, when process_group is empty.
 	DaemonGroup
@@ -103,9 +110,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	mount := cmp.Or(h.scriptName, "/")
 	name := h.ProcessGroup
 	if name == "" {
-		// Named after the resolved target, which is the same whatever
-		// Caddy's working directory was when the config was written.
-		name = wsgiApp.implicitName(mount + " " + app.Target)
+		name = wsgiApp.implicitName(h.implicitGroupName(app, mount))
 	}
 	h.logger = ctx.Logger().With(zap.String("group", name))
 	h.requestTimeout = time.Duration(group.RequestTimeout)
@@ -118,6 +123,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("WSGI application %s: %w", h.App, err)
 	}
 	return nil
+}
+
+// implicitGroupName is the name of the handler's own group, before
+// numbering.
+func (h *Handler) implicitGroupName(app pool.App, mount string) string {
+	if h.Site != "" {
+		return h.Site + mount
+	}
+	// Named after the resolved target, which is the same whatever Caddy's
+	// working directory was when the config was written.
+	return mount + " " + app.Target
 }
 
 // group returns the daemon group the application runs in: its own, or the

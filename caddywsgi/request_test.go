@@ -149,10 +149,11 @@ func TestMountPointCaseGoesOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	script := filepath.Join(appsDir(t), "app.wsgi")
+	site := ":" + strconv.Itoa(c.HTTPPort)
 	for path, want := range map[string][3]string{
-		"/app/env": {"/app " + script, "/app", "/env"},
-		"/APP/env": {"/ " + script, "", "/APP/env"},
-		"/App":     {"/ " + script, "", "/App"},
+		"/app/env": {site + "/app", "/app", "/env"},
+		"/APP/env": {site + "/", "", "/APP/env"},
+		"/App":     {site + "/", "", "/App"},
 	} {
 		res, body := get(t, plainClient, "GET", c.URL(path), nil)
 		env := environOf(t, res, body)
@@ -180,8 +181,9 @@ func TestMountPointCaseGoesOn(t *testing.T) {
 	}
 	res.Body.Close()
 	res, body := get(t, plainClient, "GET", c.URL("/app/env"), nil)
-	if env := environOf(t, res, body); env["SCRIPT_NAME"] != "/app" || env["PATH_INFO"] != "/env" {
-		t.Errorf("JSON config, /app/env: SCRIPT_NAME %v PATH_INFO %v", env["SCRIPT_NAME"], env["PATH_INFO"])
+	// Without a site, the group is named after the mount point and the app.
+	if env := environOf(t, res, body); env["SCRIPT_NAME"] != "/app" || env["PATH_INFO"] != "/env" || env["mod_wsgi.process_group"] != "/app "+script {
+		t.Errorf("JSON config, /app/env: SCRIPT_NAME %v PATH_INFO %v group %v", env["SCRIPT_NAME"], env["PATH_INFO"], env["mod_wsgi.process_group"])
 	}
 	for _, path := range []string{"/APP/env", "/other"} {
 		if res, body := get(t, plainClient, "GET", c.URL(path), nil); res.StatusCode != 404 || body != "not the app" {

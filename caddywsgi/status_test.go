@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,7 +27,7 @@ func TestStatusPage(t *testing.T) {
 	wsgi_status /server-status
 	wsgi_script / {apps}/app.wsgi python={python} threads=2
 }`)
-	group := "/ " + filepath.Join(appsDir(t), "app.wsgi")
+	group := ":" + strconv.Itoa(c.HTTPPort) + "/"
 
 	// A request that a thread serves until /release.
 	res, err := plainClient.Get(c.URL("/stream?client=status-test"))
