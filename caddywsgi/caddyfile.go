@@ -86,7 +86,7 @@ func parseWSGIScript(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error
 
 // siteAddress returns the first address of the site block h is in, "" if
 // it cannot tell. The Helper keeps its block to itself: its keys are read by
-// reflection, read-only (TestImplicitGroupNamedAfterSite fails when a Caddy
+// reflection, read-only (TestImplicitGroupPerMount fails when a Caddy
 // upgrade moves them).
 func siteAddress(h httpcaddyfile.Helper) string {
 	keys := reflect.ValueOf(h).FieldByName("parentBlock").FieldByName("Keys")
