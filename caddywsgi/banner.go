@@ -55,6 +55,9 @@ func (s *wsgiServer) banner() string {
 		field("Request Timeout", requestTimeout)
 		field("Queue Timeout", inSeconds(s.queueTimeout))
 		field("Python Interpreter", s.interpreter())
+		if s.serverStatus {
+			field("Server Status", strings.TrimSuffix(s.url(), "/")+serverStatusPath+" (this machine only)")
+		}
 	}
 	accessLog := "off"
 	if s.accessLog {

@@ -31,6 +31,15 @@ func (s *wsgiServer) caddyfile() (string, error) {
 	if s.accessLog {
 		w.line(1, "log")
 	}
+	if s.serverStatus {
+		// As mod_wsgi-express's: the page shows the URIs being served,
+		// query strings included, so only to this machine.
+		w.line(1, "handle", serverStatusPath, "{")
+		w.line(2, "@outside", "not", "remote_ip", "127.0.0.0/8", "::1")
+		w.line(2, "respond", "@outside", "403")
+		w.line(2, "wsgi_status")
+		w.line(1, "}")
+	}
 	for _, alias := range s.aliases {
 		w.line(1, "wsgi_alias", w.token(alias[0]), w.token(alias[1]))
 	}
@@ -43,6 +52,9 @@ func (s *wsgiServer) caddyfile() (string, error) {
 	w.line(0, "}")
 	return w.b.String(), w.err
 }
+
+// serverStatusPath is where --server-status serves the status page.
+const serverStatusPath = "/server-status"
 
 // siteAddress is the Caddyfile's site address: a domain gets Caddy's
 // automatic HTTPS; anything else is plain HTTP on the port, for any Host

@@ -86,6 +86,8 @@ The Python workers:
                        503: seconds or a duration (default 45)
   --reload-on-changes  restart the workers gracefully when a Python module
                        the application imported changes (for development)
+  --server-status      the status page (wsgi_status) at /server-status, for
+                       clients on this machine only, as mod_wsgi-express's
 
 Logs go to stderr, as with mod_wsgi-express's --log-to-terminal, which is
 accepted and changes nothing: --access-log adds Caddy's access log, --debug
@@ -130,6 +132,7 @@ Examples:
 			fl.String("request-timeout", "60", "Seconds or duration a request may run; 0 for no limit")
 			fl.String("queue-timeout", "45", "Seconds or duration a request may wait for a thread")
 			fl.Bool("reload-on-changes", false, "Restart the workers when a module of the application changes")
+			fl.Bool("server-status", false, "Serve the status page at /server-status to clients on this machine")
 			fl.BoolP("access-log", "a", false, "Enable the access log")
 			fl.Bool("log-to-terminal", false, "Accepted for mod_wsgi-express: the logs always go to stderr")
 			fl.BoolP("debug", "v", false, "Enable verbose debug logs")

@@ -88,7 +88,7 @@ const typeStatic = "static"
 var pythonFlags = []string{
 	"callable-object", "mount-point", "processes", "threads", "python", "python-home", "python-path",
 	"working-directory", "user", "group", "maximum-requests", "request-timeout", "queue-timeout",
-	"reload-on-changes",
+	"reload-on-changes", "server-status",
 }
 
 // wsgiServer is what the command serves, from its argument and flags, with
@@ -120,8 +120,9 @@ type wsgiServer struct {
 	queueTimeout    time.Duration
 	reloadOnChanges bool
 
-	accessLog bool
-	debug     bool
+	serverStatus bool // the status page at /server-status, for this machine
+	accessLog    bool
+	debug        bool
 }
 
 // newWSGIServer checks the command's argument and flags.
@@ -139,6 +140,7 @@ func newWSGIServer(fs caddycmd.Flags) (*wsgiServer, error) {
 		group:           fs.String("group"),
 		maximumRequests: fs.Int("maximum-requests"),
 		reloadOnChanges: fs.Bool("reload-on-changes"),
+		serverStatus:    fs.Bool("server-status"),
 		accessLog:       fs.Bool("access-log"),
 		debug:           fs.Bool("debug"),
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -342,7 +343,7 @@ func TestWSGIServerCaddyfileAdapts(t *testing.T) {
 			"--url-alias", "/static", weird[1], "--url-alias", "/media", filepath.Join(tmp, "media"),
 			"--processes", "2", "--threads", "8", "--python-home", tmp, "--python-path", weird[0], "--python-path", weird[1],
 			"--working-directory", tmp, "--user", "www-data", "--group", "www-data", "--maximum-requests", "100",
-			"--request-timeout", "1m30s", "--queue-timeout", "10", "--reload-on-changes", "--access-log", "--debug",
+			"--request-timeout", "1m30s", "--queue-timeout", "10", "--reload-on-changes", "--server-status", "--access-log", "--debug",
 			"--domain", "example.com"},
 		{"--application-type", "module", "hello", "--callable-object", "app"},
 		{"--application-type", "static", "--document-root", weird[0], "--url-alias", "/static", weird[1]},
@@ -491,6 +492,7 @@ type server struct {
 // startWSGIServer runs `caddy wsgi-server --listen 127.0.0.1:PORT ARGS...`
 // in workDir as the other tests run Caddy (as caddyUser when they run as
 // root, unless root), and waits for the banner it prints once it serves.
+// "{port}" in ARGS is PORT.
 func startWSGIServer(t *testing.T, workDir string, root bool, args ...string) *server {
 	t.Helper()
 	dir := caddyDir(t)
@@ -499,7 +501,11 @@ func startWSGIServer(t *testing.T, workDir string, root bool, args ...string) *s
 		caddy:  &caddy{t: t, Log: newLogLines(), exited: make(chan struct{}), dataDir: dir, HTTPPort: port},
 		Stdout: newLogLines(),
 	}
-	s.cmd = caddyCommand(dir, root, append([]string{"wsgi-server", "--listen", "127.0.0.1:" + strconv.Itoa(port)}, args...)...)
+	command := []string{"wsgi-server", "--listen", "127.0.0.1:" + strconv.Itoa(port)}
+	for _, arg := range args {
+		command = append(command, strings.ReplaceAll(arg, "{port}", strconv.Itoa(port)))
+	}
+	s.cmd = caddyCommand(dir, root, command...)
 	s.cmd.Dir = workDir
 	s.cmd.Stdout, s.cmd.Stderr = s.Stdout, s.Log
 	if err := s.cmd.Start(); err != nil {
@@ -745,4 +751,46 @@ func TestWSGIServerRootNeedsUser(t *testing.T) {
 	if me := askWhoami(t, s.caddy); strconv.Itoa(me.UID) != u.Uid {
 		t.Errorf("the worker runs as uid %d, want %s", me.UID, u.Uid)
 	}
+}
+
+// TestWSGIServerServerStatus: --server-status serves the status page at
+// /server-status to clients on this machine, and 403 to any other, as
+// mod_wsgi-express's --server-status does.
+func TestWSGIServerServerStatus(t *testing.T) {
+	outside := nonLoopbackIP(t)
+	s := startWSGIServer(t, "", false, "testdata/apps/app.wsgi", "--python", python(),
+		"--listen", "0.0.0.0:{port}", "--server-status")
+	want := fmt.Sprintf("Server Status      : http://localhost:%d/server-status (this machine only)\n", s.HTTPPort)
+	if banner := s.Stdout.String(); !strings.Contains(banner, want) {
+		t.Errorf("banner:\n%s\nwant a line:\n%s", banner, want)
+	}
+	res, body := get(t, plainClient, "GET", s.URL("/server-status?format=json"), nil)
+	if res.StatusCode != 200 || !strings.Contains(body, fmt.Sprintf(`"name":"http://:%d/"`, s.HTTPPort)) {
+		t.Errorf("from this machine: %d %s", res.StatusCode, body)
+	}
+	res, body = get(t, plainClient, "GET", fmt.Sprintf("http://%s/server-status", net.JoinHostPort(outside, strconv.Itoa(s.HTTPPort))), nil)
+	if res.StatusCode != 403 {
+		t.Errorf("from %s: %d %s, want 403", outside, res.StatusCode, body)
+	}
+	// Other paths still reach the application from anywhere.
+	if res, body := get(t, plainClient, "GET", fmt.Sprintf("http://%s/env", net.JoinHostPort(outside, strconv.Itoa(s.HTTPPort))), nil); res.StatusCode != 200 {
+		t.Errorf("the application from %s: %d %s", outside, res.StatusCode, body)
+	}
+}
+
+// nonLoopbackIP is an address of this machine that is not a loopback one:
+// a client connecting to it is not "this machine" by its address.
+func nonLoopbackIP(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range addrs {
+		if ipnet, ok := addr.(*net.IPNet); ok && !ipnet.IP.IsLoopback() && ipnet.IP.To4() != nil {
+			return ipnet.IP.String()
+		}
+	}
+	t.Skip("this machine has no address but loopback")
+	return ""
 }
