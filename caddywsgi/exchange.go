@@ -112,7 +112,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		ex.deadline = time.Now().Add(h.requestTimeout)
 		c.SetDeadline(ex.deadline)
 	}
-	ex.watch()
+	ex.watch(handed)
 	err = ex.relay()
 	return err
 }
@@ -241,8 +241,10 @@ func (e *exchange) stopStreamer() {
 // reset the stream) wake relay even while it waits for a worker that sends
 // nothing, such as a long poll: the read deadline moves to the past. No
 // goroutine runs until then. The server's shutdown wakes it too (inflight).
-func (e *exchange) watch() {
-	e.h.flight.add(e)
+// handed is when the exchange got its worker thread.
+func (e *exchange) watch(handed time.Time) {
+	e.h.flight.add(e, handed)
+	e.c.Serving(pool.Request{Method: e.r.Method, URI: e.r.RequestURI, Began: handed})
 	e.stopWatch = context.AfterFunc(e.r.Context(), func() {
 		e.watchMu.Lock()
 		defer e.watchMu.Unlock()

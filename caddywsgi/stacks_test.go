@@ -78,7 +78,9 @@ func TestRequestTimeoutLogsStacks(t *testing.T) {
 
 // TestDeadlockTimeoutLogsStacks: when deadlock_timeout fires (C code holds
 // the GIL, so no Python code can answer), faulthandler's dump of every
-// thread reaches the log before the process is killed.
+// thread reaches the log before the process is killed: the stack of the
+// thread serving a request tagged with that request, the other threads'
+// (the main thread, the idle one, the runtime's) together.
 func TestDeadlockTimeoutLogsStacks(t *testing.T) {
 	c := startCaddy(t, `:{http_port} {
 	wsgi_script / {apps}/stuck.wsgi {
@@ -97,7 +99,12 @@ func TestDeadlockTimeoutLogsStacks(t *testing.T) {
 	app := filepath.Join(appsDir(t), "stuck.wsgi")
 	frame := fmt.Sprintf(`File \"%s\", line %d in holding_the_gil`, app, lineOf(t, app, "ctypes.PyDLL(None).sleep(3600)"))
 	waitFor(t, c, "deadlock_timeout: the interpreter has not answered for 2s", `"pid":`+pid)
-	waitFor(t, c, "the Python stack of every thread of the deadlocked process (faulthandler)", `"pid":`+pid, frame)
+	waitFor(t, c, "a request was still running; the Python stack of its thread (faulthandler)", `"pid":`+pid,
+		`"method":"GET"`, `"uri":"/gil"`, `"running_for":`, `"thread":"0x0000`, `"stack":"  File \"`+app, frame)
+	others := c.waitLog("the Python stacks of the deadlocked process's other threads (faulthandler)", `"pid":`+pid, " in main\\n")
+	if strings.Contains(others, "holding_the_gil") || !strings.Contains(others, " in serve\\n") {
+		t.Errorf("the other threads' stacks should have the idle thread's, not the request's: %s", others)
+	}
 }
 
 // TestRequestTimeoutHoldingTheGIL: a request stuck in C code that holds the
@@ -120,9 +127,9 @@ func TestRequestTimeoutHoldingTheGIL(t *testing.T) {
 	}
 	app := filepath.Join(appsDir(t), "stuck.wsgi")
 	frame := fmt.Sprintf(`File \"%s\", line %d in holding_the_gil`, app, lineOf(t, app, "ctypes.PyDLL(None).sleep(3600)"))
-	const message = "the Python stack of every thread of the process (faulthandler)"
+	const message = "a request was still running; the Python stack of its thread (faulthandler)"
 	waitFor(t, c, "the worker did not report its threads' stacks within 1s", `"pid":`+pid)
-	waitFor(t, c, message, `"pid":`+pid, frame)
+	waitFor(t, c, message, `"pid":`+pid, `"uri":"/gil"`, frame)
 	waitFor(t, c, "recycling worker process", `"pid":`+pid, `"reason":"request_timeout"`)
 	if dump, recycling := logIndex(c, message), logIndex(c, "recycling worker process", `"pid":`+pid); dump > recycling {
 		t.Errorf("the dump (log line %d) follows the recycling (line %d):\n%s", dump, recycling, c.Log)

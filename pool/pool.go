@@ -515,6 +515,7 @@ func (p *Pool) Release(c *Conn, outcome Outcome) {
 		// application is stuck.
 		proc.logStacks()
 	}
+	c.Serving(Request{})
 	p.mu.Lock()
 	switch outcome {
 	case OutOfStep:

@@ -70,6 +70,34 @@ type Conn struct {
 	// sendErr is the error writing the request given to Acquire, which
 	// then tries another thread.
 	sendErr error
+	// The worker thread's id (threading.get_ident(), from its HELLO), by
+	// which faulthandler names it in a stack dump.
+	thread uint64
+	// What it serves, to tag its stack in a dump; zero between requests.
+	requestMu sync.Mutex
+	request   Request
+}
+
+// Request describes what a connection serves, for the log.
+type Request struct {
+	Method, URI string
+	Began       time.Time
+}
+
+// Serving records what the connection serves until it is released: a stack
+// dump of a process whose interpreter does not answer (which then cannot
+// say it) names the request of each thread by it.
+func (c *Conn) Serving(r Request) {
+	c.requestMu.Lock()
+	c.request = r
+	c.requestMu.Unlock()
+}
+
+// serving is what Serving recorded, if the connection serves a request.
+func (c *Conn) serving() (Request, bool) {
+	c.requestMu.Lock()
+	defer c.requestMu.Unlock()
+	return c.request, c.request != Request{}
 }
 
 func (c *Conn) send(req []byte) {
@@ -456,6 +484,8 @@ func (proc *process) handshake(timeout time.Duration) error {
 			if hello["protocol"] != strconv.Itoa(protocol.Version) {
 				return fmt.Errorf("the worker speaks protocol version %q, this Caddy speaks %d", hello["protocol"], protocol.Version)
 			}
+			// Informational: without it, stack dumps are not split by request.
+			c.thread, _ = strconv.ParseUint(hello["thread"], 10, 64)
 		default:
 			return fmt.Errorf("%w: expected HELLO, got %s", protocol.ErrProtocol, f.Type)
 		}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"regexp"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -89,7 +91,7 @@ func (proc *process) askDump() {
 	if err := syscall.Kill(proc.pid, stackSignal); err == nil {
 		select {
 		case dump := <-got:
-			proc.log.Error("the Python stack of every thread of the process (faulthandler)", zap.ByteString("stacks", dump))
+			proc.logDumpStacks(dump, "the Python stacks of the process's other threads (faulthandler)")
 			return
 		case <-timer.C:
 		case <-proc.exited:
@@ -117,9 +119,7 @@ func threadID(id uint64) string {
 
 // logDump logs the Python stack of every thread of a process whose
 // interpreter does not answer, before it is killed: faulthandler writes it
-// to the control connection on stackSignal, without the GIL. The threads
-// are named by their ids (threading.get_ident()); nothing says which
-// request each serves, as no Python code can run to say it.
+// to the control connection on stackSignal, without the GIL.
 func (proc *process) logDump(control *net.UnixConn) {
 	if err := syscall.Kill(proc.pid, stackSignal); err != nil {
 		return
@@ -129,7 +129,48 @@ func (proc *process) logDump(control *net.UnixConn) {
 		proc.log.Error("the deadlocked worker wrote no stacks within " + dumpWait.String())
 		return
 	}
-	proc.log.Error("the Python stack of every thread of the deadlocked process (faulthandler)", zap.ByteString("stacks", dump))
+	proc.logDumpStacks(dump, "the Python stacks of the deadlocked process's other threads (faulthandler)")
+}
+
+// dumpHeader starts a thread's stack in a faulthandler dump; the thread
+// that took the signal is the "Current" one.
+var dumpHeader = regexp.MustCompile(`(?m)^(?:Current thread|Thread) 0x([0-9a-f]+) \(most recent call first\):\n`)
+
+// logDumpStacks logs a faulthandler dump: the stack of each thread serving
+// a request as an entry tagged with the request, as a stack report's are
+// (faulthandler names a thread by its id, and each connection's HELLO said
+// which thread serves it), and the other threads' stacks (the main thread,
+// the application's own) together as others.
+func (proc *process) logDumpStacks(dump []byte, others string) {
+	requests := make(map[uint64]Request)
+	for _, c := range proc.conns {
+		if r, ok := c.serving(); ok && c.thread != 0 {
+			requests[c.thread] = r
+		}
+	}
+	rest := dump
+	headers := dumpHeader.FindAllSubmatchIndex(dump, -1)
+	if len(headers) > 0 {
+		rest = bytes.Clone(dump[:headers[0][0]])
+	}
+	for i, h := range headers {
+		end := len(dump)
+		if i+1 < len(headers) {
+			end = headers[i+1][0]
+		}
+		id, _ := strconv.ParseUint(string(dump[h[2]:h[3]]), 16, 64)
+		r, ok := requests[id]
+		if !ok {
+			rest = append(rest, dump[h[0]:end]...)
+			continue
+		}
+		proc.log.Error("a request was still running; the Python stack of its thread (faulthandler)",
+			zap.String("method", r.Method), zap.String("uri", r.URI), zap.Duration("running_for", time.Since(r.Began)),
+			zap.String("thread", threadID(id)), zap.ByteString("stack", bytes.TrimRight(dump[h[1]:end], "\n")))
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		proc.log.Error(others, zap.ByteString("stacks", rest))
+	}
 }
 
 // readDump reads a faulthandler dump from control, after the bytes of it

@@ -439,12 +439,13 @@ def watch_sources(control, watcher, interval):
             control.send(b''.join(wire.change_notice(path, mtime) for path, mtime in changed))
 
 
-def hello(conn):
+def hello(conn, thread):
     conn.send(wire.frame(wire.HELLO, wire.encode_pairs([
         ('protocol', str(wire.VERSION)),
         ('pid', str(os.getpid())),
         ('python', platform.python_version()),
         ('executable', os.fsencode(sys.executable).decode('latin-1')),
+        ('thread', str(thread)),
     ])))
 
 
@@ -504,10 +505,12 @@ def main(argv=None):
     threads = []
     workers = []
     for conn in conns:
-        hello(conn)
         worker = Worker(conn, apps, local)
         thread = threading.Thread(target=worker.serve, name='wsgi-%d' % conn.sock.fileno(), daemon=True)
         thread.start()
+        # Started first, for its id, by which faulthandler's stack dumps
+        # name it: Caddy sends nothing before it has every HELLO.
+        hello(conn, thread.ident)
         threads.append(thread)
         workers.append(worker)
     if control is not None:

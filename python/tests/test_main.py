@@ -965,6 +965,7 @@ def check_hello(f, proc, python):
     assert hello['pid'] == str(proc.pid)
     assert hello['python'].startswith('3.')
     assert hello['executable']
+    assert int(hello['thread']) > 0
     return hello
 
 

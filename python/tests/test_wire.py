@@ -120,7 +120,7 @@ def test_hello_as_main_sends_it(monkeypatch):
     monkeypatch.setattr(main.os, 'getpid', lambda: int(values['pid']))
     monkeypatch.setattr(main.platform, 'python_version', lambda: values['python'])
     monkeypatch.setattr(main.sys, 'executable', values['executable'])
-    main.hello(Conn())
+    main.hello(Conn(), int(values['thread']))
     assert sent == [bytes.fromhex(f['hex'])]
 
 
@@ -680,7 +680,7 @@ def test_hello_with_non_latin1_executable(monkeypatch):
             sent.append(data)
 
     monkeypatch.setattr(main.sys, 'executable', '/home/\u0141ukasz/venv/bin/python3')
-    main.hello(Conn())
+    main.hello(Conn(), 1)
     kind, _, _, size = wire.HEADER.unpack(sent[0][:wire.HEADER_SIZE])
     assert kind == wire.HELLO
     assert wire.decode_pairs(sent[0][wire.HEADER_SIZE:])['protocol'] == '5'
