@@ -134,7 +134,11 @@ def test_plan_keeps_only_servers_that_fit_the_workload():
     assert [(w.name, s) for w, s in cfg.plan] == [
         ("hello", ["caddy-respond", "caddy-wsgi"]), ("file", ["caddy-wsgi", "caddy-file_server"])]
     smoke = run.parse_args(["--smoke"])
-    assert [w.name for w, _ in smoke.plan] == run.SMOKE_WORKLOADS
+    plan = {w.name: servers for w, servers in smoke.plan}
+    assert plan["hello"] == [s for s in run.ALL_SERVERS if s not in {*run.EXTRA_SERVERS, "caddy-file_server"}]
+    assert plan["flask"] == run.PYTHON_SERVERS
+    assert plan["django"] == plan["upload"] == plan["stream"] == ["caddy-wsgi"]
+    assert plan["file"] == ["caddy-wsgi", "caddy-file_server"]
     assert (smoke.rounds, smoke.duration, smoke.warmup, smoke.retries) == (1, 1, 0, 0)
 
 
