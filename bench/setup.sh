@@ -79,8 +79,19 @@ if ! as_wsgi_user "$VENV/bin/python" -c "$check_py" "$BENCH/apps" >/dev/null 2>&
         || { log "$WSGI_USER still cannot run $VENV/bin/python with the app"; exit 1; }
 fi
 
+# vegeta, the open-loop client (a Go program: not in Debian), built from the
+# Go module proxy into .build; the stamp holds the version it was built at.
+VEGETA_VERSION=v12.12.0
+BUILD="$BENCH/.build"
+if [[ ! -x "$BUILD/vegeta" ]] || [[ "$(cat "$BUILD/vegeta.version" 2>/dev/null)" != "$VEGETA_VERSION" ]]; then
+    log "go install github.com/tsenart/vegeta/v12@$VEGETA_VERSION"
+    mkdir -p "$BUILD"
+    GOBIN="$BUILD" quiet go install "github.com/tsenart/vegeta/v12@$VEGETA_VERSION"
+    echo "$VEGETA_VERSION" >"$BUILD/vegeta.version"
+fi
+
 # Fail here rather than in the middle of a benchmark.
-"$VENV/bin/python" -c "import gunicorn, mod_wsgi" || { log "venv imports failed"; exit 1; }
+"$VENV/bin/python" -c "import gunicorn, mod_wsgi, granian, flask, django" || { log "venv imports failed"; exit 1; }
 quiet "$VENV/bin/uwsgi" --version
 quiet "$VENV/bin/mod_wsgi-express" module-location
 command -v wrk >/dev/null || { log "wrk missing"; exit 1; }
