@@ -79,13 +79,23 @@ class Input:
 
     def read(self, size=-1):
         if size is None or size < 0:
-            while self._fill(1 << 30):
-                pass
-            data, self.buf = self.buf, b''
+            size = sys.maxsize
+        if len(self.buf) >= size:
+            data, self.buf = self.buf[:size], self.buf[size:]
             return data
-        while len(self.buf) < size and self._fill(size - len(self.buf)):
-            pass
-        data, self.buf = self.buf[:size], self.buf[size:]
+        # Frame by frame into a list, joined once: adding each frame to the
+        # buffer would copy all of it again for every frame of a large body.
+        parts = [self.buf]
+        have = len(self.buf)
+        self.buf = b''
+        while have < size and self._fill(size - have):
+            if self.buf:
+                parts.append(self.buf)
+                have += len(self.buf)
+                self.buf = b''
+        data = b''.join(parts)
+        if have > size:
+            data, self.buf = data[:size], data[size:]
         return data
 
     def readline(self, size=-1):
