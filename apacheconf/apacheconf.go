@@ -29,6 +29,9 @@ type Directive struct {
 	// Text is the directive's line as written (continuations joined), or a
 	// section's opening line.
 	Text string
+	// Raw is Text after the name: what a module that reads its own
+	// arguments (mod_wsgi's WSGIDaemonProcess) reads.
+	Raw string
 }
 
 // IsSection says whether the directive is a section (<VirtualHost> ...).
@@ -112,7 +115,8 @@ func (p *parser) block(lines []line, open *Directive, depth int) ([]*Directive, 
 			continue
 		}
 		words := Words(l.text)
-		d := &Directive{Name: words[0], Args: words[1:], File: l.file, Line: l.num, Text: l.text}
+		raw := strings.TrimLeft(l.text[len(strings.Fields(l.text)[0]):], " \t")
+		d := &Directive{Name: words[0], Args: words[1:], File: l.file, Line: l.num, Text: l.text, Raw: raw}
 		if strings.EqualFold(d.Name, "Include") || strings.EqualFold(d.Name, "IncludeOptional") {
 			included, err := p.include(d, depth)
 			if err != nil {
@@ -255,5 +259,34 @@ func Words(s string) []string {
 		}
 		words = append(words, w.String())
 		s = s[i:]
+	}
+}
+
+// Options splits arguments into words as mod_wsgi reads the options of
+// WSGIDaemonProcess and WSGIScriptAlias: like Words, but in name=value the
+// value may be quoted on its own (display-name='my site'), and then the
+// word is name=value without the quotes.
+func Options(s string) []string {
+	var words []string
+	for {
+		s = strings.TrimLeft(s, " \t")
+		if s == "" {
+			return words
+		}
+		name, rest := "", s
+		if i := strings.IndexAny(s, "= \t"); i > 0 && s[i] == '=' && i+1 < len(s) && (s[i+1] == '"' || s[i+1] == '\'') {
+			name, rest = s[:i+1], s[i+1:]
+		}
+		end := len(rest)
+		if rest[0] == '"' || rest[0] == '\'' {
+			if j := strings.IndexByte(rest[1:], rest[0]); j >= 0 {
+				end = j + 2
+			}
+		} else if j := strings.IndexAny(rest, " \t"); j >= 0 {
+			end = j
+		}
+		word := Words(rest[:end])
+		words = append(words, name+strings.Join(word, ""))
+		s = rest[end:]
 	}
 }

@@ -30,6 +30,21 @@ func TestWords(t *testing.T) {
 	}
 }
 
+func TestOptions(t *testing.T) {
+	for _, tc := range []struct {
+		raw  string
+		want []string
+	}{
+		{`site processes=2  threads=15`, []string{"site", "processes=2", "threads=15"}},
+		{`site display-name='my site' home="/srv/my site" lang=C`, []string{"site", "display-name=my site", "home=/srv/my site", "lang=C"}},
+		{`"my group" display-name=%{GROUP}`, []string{"my group", "display-name=%{GROUP}"}},
+	} {
+		if got := Options(tc.raw); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("Options(%q) = %q, want %q", tc.raw, got, tc.want)
+		}
+	}
+}
+
 // write writes files (name to content) under dir.
 func write(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
@@ -104,8 +119,8 @@ sites/two:1 Define [TWO]
 	if got := outline(dir, ds, ""); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	if ds[1].Text != "WSGIDaemonProcess site     processes=2 \tthreads=4" {
-		t.Errorf("the continued line's text is %q", ds[1].Text)
+	if ds[1].Text != "WSGIDaemonProcess site     processes=2 \tthreads=4" || ds[1].Raw != "site     processes=2 \tthreads=4" {
+		t.Errorf("the continued line's text is %q, its arguments %q", ds[1].Text, ds[1].Raw)
 	}
 }
 

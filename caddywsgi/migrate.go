@@ -76,7 +76,7 @@ type migratedSite struct {
 	scripts  []*migratedScript
 	base     scopeProps // the site's own WSGIProcessGroup and the like
 	sections []*scopeSection
-	redirs   [][]string // Caddyfile lines
+	redirs   [][]string // Caddyfile lines, two a redirect
 	comments []string
 }
 
@@ -415,13 +415,14 @@ func (m *migration) applicationGroup(s *migratedSite, d *apacheconf.Directive, a
 // daemonProcess translates a WSGIDaemonProcess into a wsgi_daemon, each
 // option checked as the Caddyfile's parser will check it.
 func (m *migration) daemonProcess(d *apacheconf.Directive) {
-	if len(d.Args) == 0 {
+	args := apacheconf.Options(d.Raw)
+	if len(args) == 0 {
 		m.problem(nil, d, "names no group")
 		return
 	}
-	g := &migratedGroup{name: d.Args[0]}
+	g := &migratedGroup{name: args[0]}
 	var check DaemonGroup
-	for _, opt := range d.Args[1:] {
+	for _, opt := range args[1:] {
 		name, value, ok := strings.Cut(opt, "=")
 		key := strings.ReplaceAll(name, "-", "_")
 		if !ok {
@@ -475,16 +476,17 @@ func (m *migration) importScript(d *apacheconf.Directive) {
 
 // scriptAlias reads a WSGIScriptAlias and its options.
 func (m *migration) scriptAlias(s *migratedSite, d *apacheconf.Directive) {
-	if len(d.Args) < 2 {
+	args := apacheconf.Options(d.Raw)
+	if len(args) < 2 {
 		m.problem(s, d, "takes a URL path and a script")
 		return
 	}
-	if strings.HasSuffix(d.Args[1], "/") {
+	if strings.HasSuffix(args[1], "/") {
 		m.problem(s, d, "a directory of scripts is not translated: write a wsgi_script for each")
 		return
 	}
-	sc := &migratedScript{mount: d.Args[0], file: m.path(d.Args[1])}
-	for _, opt := range d.Args[2:] {
+	sc := &migratedScript{mount: args[0], file: m.path(args[1])}
+	for _, opt := range args[2:] {
 		name, value, _ := strings.Cut(opt, "=")
 		switch name {
 		case "process-group":
@@ -524,7 +526,7 @@ func (m *migration) redirect(s *migratedSite, d *apacheconf.Directive) {
 		m.problem(s, d, "only a redirect with a 3xx status and a target is translated")
 		return
 	}
-	name := "redirect" + strconv.Itoa(len(s.redirs))
+	name := "redirect" + strconv.Itoa(len(s.redirs)/2)
 	var pattern, target string
 	if strings.EqualFold(d.Name, "RedirectMatch") {
 		if _, err := regexp.Compile(args[0]); err != nil {
@@ -544,6 +546,10 @@ func (m *migration) redirect(s *migratedSite, d *apacheconf.Directive) {
 			target += "/"
 		}
 		target += "{re." + name + ".1}{http.request.uri.prefixed_query}"
+	}
+	if strings.HasPrefix(target, "/") {
+		// Apache makes a path absolute with the request's host.
+		target = "{http.request.scheme}://{http.request.hostport}" + target
 	}
 	s.redirs = append(s.redirs,
 		[]string{"@" + name, "path_regexp", name, pattern},
@@ -577,8 +583,9 @@ func (m *migration) write() (string, error) {
 	return string(caddyfile.Format([]byte(w.b.String()))), nil
 }
 
-// applyDefaults gives each group the server's Python and user, where it
-// sets none, as mod_wsgi does.
+// applyDefaults gives each group the server's Python, user and group,
+// where it sets none, as mod_wsgi does (a group with a user of its own still
+// runs in Apache's Group, not in the user's primary group).
 func (m *migration) applyDefaults() {
 	for _, g := range m.groups {
 		if m.pythonHome != "" && !g.has("python_home") {
@@ -589,9 +596,9 @@ func (m *migration) applyDefaults() {
 		}
 		if m.user != "" && !g.has("user") {
 			g.settings = append(g.settings, []string{"user", m.user})
-			if m.group != "" && !g.has("group") {
-				g.settings = append(g.settings, []string{"group", m.group})
-			}
+		}
+		if m.group != "" && !g.has("group") {
+			g.settings = append(g.settings, []string{"group", m.group})
 		}
 	}
 }
