@@ -86,6 +86,11 @@ type migratedScript struct {
 	inline      scopeProps // its process-group= and other options
 }
 
+// daemonMode says whether p runs an application in a daemon group.
+func (p scopeProps) daemonMode() bool {
+	return p.processGroup != "" && p.processGroup != "%{GLOBAL}"
+}
+
 // scopeProps are the directives that a server, VirtualHost, Location or
 // Directory sets for the requests in it; "" is unset.
 type scopeProps struct {
@@ -559,6 +564,13 @@ func (m *migration) redirect(s *migratedSite, d *apacheconf.Directive) {
 // write writes the Caddyfile, formatted as caddy fmt formats it.
 func (m *migration) write() (string, error) {
 	var w caddyfileWriter
+	// The scripts' settings first: WSGIScriptReloading goes into groups.
+	props := map[*migratedScript]scopeProps{}
+	for _, s := range m.sites {
+		for _, sc := range s.scripts {
+			props[sc] = m.scriptProps(s, sc)
+		}
+	}
 	m.applyDefaults()
 	if len(m.groups) > 0 {
 		w.line(0, "{")
@@ -575,7 +587,7 @@ func (m *migration) write() (string, error) {
 		w.line(0, "# "+c)
 	}
 	for _, s := range m.sites {
-		m.writeSite(&w, s)
+		m.writeSite(&w, s, props)
 	}
 	if w.err != nil {
 		return "", w.err
@@ -604,7 +616,7 @@ func (m *migration) applyDefaults() {
 }
 
 // writeSite writes a site block.
-func (m *migration) writeSite(w *caddyfileWriter, s *migratedSite) {
+func (m *migration) writeSite(w *caddyfileWriter, s *migratedSite, props map[*migratedScript]scopeProps) {
 	port := s.port
 	if port == "" && s.vhost != nil && len(s.vhost.Args) > 0 {
 		addr := s.vhost.Args[0]
@@ -667,7 +679,7 @@ func (m *migration) writeSite(w *caddyfileWriter, s *migratedSite) {
 	}
 	rootApp := false
 	for _, sc := range s.scripts {
-		m.writeScript(w, s, sc)
+		m.writeScript(w, sc, props[sc])
 		rootApp = rootApp || strings.TrimRight(sc.mount, "/") == ""
 	}
 	switch {
@@ -876,10 +888,9 @@ func readHtpasswd(file string, require []string) (accounts [][2]string, others [
 	return accounts, others, sc.Err()
 }
 
-// writeScript writes a wsgi_script with what the scopes around it set: its
-// process group, else (embedded mode in mod_wsgi) the server's Python and
-// user as its own group's.
-func (m *migration) writeScript(w *caddyfileWriter, s *migratedSite, sc *migratedScript) {
+// scriptProps are what the scopes around a script set for it. Its group
+// gets script_reloading off from it.
+func (m *migration) scriptProps(s *migratedSite, sc *migratedScript) scopeProps {
 	p := s.base
 	mount := strings.TrimRight(sc.mount, "/")
 	// Directories from the outermost in, then Files, then Locations in
@@ -899,8 +910,22 @@ func (m *migration) writeScript(w *caddyfileWriter, s *migratedSite, sc *migrate
 		}
 	}
 	p = p.merge(sc.inline)
+	if p.reloading == "off" && p.daemonMode() {
+		for _, g := range m.groups {
+			if g.name == p.processGroup && !g.has("script_reloading") {
+				g.settings = append(g.settings, []string{"script_reloading", "off"})
+			}
+		}
+	}
+	return p
+}
+
+// writeScript writes a wsgi_script with the settings p: its process group,
+// else (embedded mode in mod_wsgi) the server's Python and user as its own
+// group's.
+func (m *migration) writeScript(w *caddyfileWriter, sc *migratedScript, p scopeProps) {
 	w.line(1, "wsgi_script", w.token(sc.mount), w.token(sc.file), "{")
-	if p.processGroup != "" && p.processGroup != "%{GLOBAL}" {
+	if p.daemonMode() {
 		w.line(2, "process_group", w.token(p.processGroup))
 	} else {
 		if m.pythonHome != "" {
@@ -926,13 +951,6 @@ func (m *migration) writeScript(w *caddyfileWriter, s *migratedSite, sc *migrate
 		w.line(2, "pass_authorization", "on")
 	}
 	w.line(1, "}")
-	if p.reloading == "off" && p.processGroup != "" && p.processGroup != "%{GLOBAL}" {
-		for _, g := range m.groups {
-			if g.name == p.processGroup && !g.has("script_reloading") {
-				g.settings = append(g.settings, []string{"script_reloading", "off"})
-			}
-		}
-	}
 }
 
 // path makes a relative path in the configuration absolute, as Apache
@@ -959,6 +977,8 @@ func (m *migration) untranslated(s *migratedSite, d *apacheconf.Directive) {
 	switch {
 	case strings.HasPrefix(strings.ToLower(d.Name), "rewrite"):
 		reason = "mod_rewrite rules are not translated: see Caddy's rewrite, redir and handle directives"
+	case strings.HasSuffix(strings.ToLower(d.Name), "aliasmatch"):
+		reason = "mounts by regular expression are not translated: write a wsgi_script or wsgi_alias for each path"
 	case strings.HasPrefix(strings.ToLower(d.Name), "wsgiauth"), strings.EqualFold(d.Name, "WSGIAccessScript"):
 		reason = "caddy-wsgi has no Python authentication hooks"
 	case strings.EqualFold(d.Name, "Order") || strings.EqualFold(d.Name, "Allow") || strings.EqualFold(d.Name, "Deny"):

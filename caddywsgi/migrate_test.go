@@ -62,6 +62,9 @@ type migrateCase struct {
 	name string
 	args []string // wsgi-migrate's flags besides --server-root
 	tls  bool     // HTTPS with client certificates
+	// translateOnly: the Caddyfile is only adapted, not run, nor the
+	// configuration under Apache (public names, other users' paths).
+	translateOnly bool
 	// differentLines are the starts of the echo application's lines that
 	// are expected to differ, and why: they are left out of the comparison.
 	differentLines map[string]string
@@ -157,6 +160,10 @@ var migrateCases = []migrateCase{{
 		{6, 200, "Require ip is not translated: Caddy lets everyone in, and wsgi-migrate says so"},
 		{7, 200, "RewriteRule is not translated: the application gets /old"},
 	},
+}, {
+	name:          "autohttps",
+	args:          []string{"--auto-https"},
+	translateOnly: true,
 }}
 
 // TestMigrate runs caddy wsgi-migrate on each configuration of
@@ -242,6 +249,9 @@ func testMigrateCase(t *testing.T, tc migrateCase, tree, venv string) {
 		t.Fatalf("caddy adapt: %v\n%s", err, out)
 	}
 
+	if tc.translateOnly {
+		return
+	}
 	apache := requestAll(t, clients, port, tc.requests, func() func() { return startApache(t, tree, dir, port) })
 	caddy := requestAll(t, clients, port, tc.requests, func() func() {
 		// For the test: no admin endpoint, and Caddy's own HTTP and HTTPS
@@ -572,4 +582,25 @@ Include {dir}/apache.conf
 		t.Fatalf("apache did not start; its log:\n%s", log)
 	}
 	return stop
+}
+
+// TestMigrateUnreadable: a configuration that cannot be read writes no
+// Caddyfile, says why and exits with 1.
+func TestMigrateUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "apache.conf")
+	if err := os.WriteFile(conf, []byte("<VirtualHost *:80>\nInclude missing/*.conf\n</VirtualHost>\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "Caddyfile")
+	cmd := caddyCommand(caddyDir(t), true, "wsgi-migrate", "--output", out, conf)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "apache.conf:2: Include missing/*.conf: no file matches") {
+		t.Errorf("exit status %d, stderr:\n%s", code, stderr.String())
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a Caddyfile was written: %v", err)
+	}
 }
