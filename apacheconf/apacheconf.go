@@ -1,7 +1,8 @@
 // Package apacheconf reads Apache httpd configuration files into a tree of
 // directives, as httpd itself reads them: lines joined at a trailing
-// backslash, comment lines skipped, words split at spaces outside quotes,
-// sections nested, and Include and IncludeOptional followed.
+// backslash, comment lines skipped, ${VAR} replaced by what Define or the
+// environment defines, words split at spaces outside quotes, sections
+// nested, and Include and IncludeOptional followed.
 package apacheconf
 
 import (
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -40,7 +42,7 @@ func (d *Directive) IsSection() bool { return d.Block != nil }
 // Parse reads the files in order, following Include and IncludeOptional,
 // whose relative paths are relative to serverRoot (as Apache's ServerRoot).
 func Parse(serverRoot string, files ...string) ([]*Directive, error) {
-	p := &parser{root: serverRoot}
+	p := &parser{root: serverRoot, defines: map[string]string{}}
 	var top []*Directive
 	for _, file := range files {
 		ds, err := p.file(file, 0)
@@ -56,7 +58,26 @@ func Parse(serverRoot string, files ...string) ([]*Directive, error) {
 const maxIncludeDepth = 128
 
 type parser struct {
-	root string
+	root    string
+	defines map[string]string // by Define
+}
+
+// variable is a ${NAME} reference.
+var variable = regexp.MustCompile(`\$\{([A-Za-z0-9_:.-]+)\}`)
+
+// expand replaces ${NAME} with what Define or else the environment defines,
+// as httpd does; an undefined one stays as written.
+func (p *parser) expand(text string) string {
+	return variable.ReplaceAllStringFunc(text, func(ref string) string {
+		name := ref[2 : len(ref)-1]
+		if v, ok := p.defines[name]; ok {
+			return v
+		}
+		if v, ok := os.LookupEnv(name); ok {
+			return v
+		}
+		return ref
+	})
 }
 
 // line is a logical line: its text and where it starts.
@@ -85,6 +106,7 @@ func (p *parser) block(lines []line, open *Directive, depth int) ([]*Directive, 
 	var ds []*Directive
 	for len(lines) > 0 {
 		l := lines[0]
+		l.text = p.expand(l.text)
 		lines = lines[1:]
 		if strings.HasPrefix(l.text, "</") {
 			name := strings.TrimSuffix(strings.TrimSpace(l.text[2:]), ">")
@@ -117,6 +139,9 @@ func (p *parser) block(lines []line, open *Directive, depth int) ([]*Directive, 
 		words := Words(l.text)
 		raw := strings.TrimLeft(l.text[len(strings.Fields(l.text)[0]):], " \t")
 		d := &Directive{Name: words[0], Args: words[1:], File: l.file, Line: l.num, Text: l.text, Raw: raw}
+		if strings.EqualFold(d.Name, "Define") && len(d.Args) > 0 {
+			p.defines[d.Args[0]] = strings.Join(d.Args[1:], " ")
+		}
 		if strings.EqualFold(d.Name, "Include") || strings.EqualFold(d.Name, "IncludeOptional") {
 			included, err := p.include(d, depth)
 			if err != nil {

@@ -124,6 +124,27 @@ sites/two:1 Define [TWO]
 	}
 }
 
+func TestParseVariables(t *testing.T) {
+	t.Setenv("MIGRATE_TEST_USER", "www-data")
+	dir := t.TempDir()
+	write(t, dir, map[string]string{
+		"main.conf": "Define SITE /srv/site\nDefine EMPTY\nUser ${MIGRATE_TEST_USER}\nWSGIScriptAlias / \"${SITE}/app.wsgi\"${EMPTY}\nGroup ${UNDEFINED}\n",
+	})
+	ds, err := Parse(dir, filepath.Join(dir, "main.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `main.conf:1 Define [SITE] [/srv/site]
+main.conf:2 Define [EMPTY]
+main.conf:3 User [www-data]
+main.conf:4 WSGIScriptAlias [/] [/srv/site/app.wsgi]
+main.conf:5 Group [${UNDEFINED}]
+`
+	if got := outline(dir, ds, ""); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	for name, tc := range map[string]struct {
 		conf, want string

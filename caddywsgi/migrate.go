@@ -112,6 +112,7 @@ func (p scopeProps) merge(q scopeProps) scopeProps {
 
 // A scopeSection is a Location, Directory or Files section.
 type scopeSection struct {
+	d     *apacheconf.Directive
 	kind  string // Location, Directory or Files
 	path  string // the URL path or directory (the enclosing one for Files)
 	file  string // for Files, the file's name
@@ -203,6 +204,12 @@ var ignoredDirectives = []string{
 // serverDirective handles a directive that is server-wide wherever it is
 // written; false if d is none.
 func (m *migration) serverDirective(d *apacheconf.Directive) bool {
+	if strings.Contains(d.Raw, "${") && !slices.ContainsFunc(ignoredDirectives, func(name string) bool { return strings.EqualFold(name, d.Name) }) {
+		// Debian's apache2ctl sets User's and Group's from
+		// /etc/apache2/envvars.
+		m.problem(nil, d, "uses a variable that neither Define nor the environment defines (for Debian's, run `. /etc/apache2/envvars` first)")
+		return true
+	}
 	switch strings.ToLower(d.Name) {
 	case "wsgidaemonprocess":
 		m.daemonProcess(d)
@@ -303,7 +310,7 @@ func (m *migration) section(s *migratedSite, d *apacheconf.Directive, dir string
 		m.problem(s, d, "takes one path")
 		return
 	}
-	sec := &scopeSection{kind: strings.ToLower(d.Name), path: d.Args[0]}
+	sec := &scopeSection{d: d, kind: strings.ToLower(d.Name), path: d.Args[0]}
 	switch sec.kind {
 	case "directory":
 		sec.path = filepath.Clean(m.path(sec.path))
@@ -905,8 +912,11 @@ func (m *migration) scriptProps(s *migratedSite, sc *migratedScript) scopeProps 
 	})
 	for _, sec := range sections {
 		loc := strings.TrimRight(sec.path, "/")
-		if sec.applies(sc.file) || sec.kind == "location" && (loc == "" || mount == loc || strings.HasPrefix(mount, loc+"/")) {
+		switch {
+		case sec.applies(sc.file) || sec.kind == "location" && (loc == "" || mount == loc || strings.HasPrefix(mount, loc+"/")):
 			p = p.merge(sec.props)
+		case sec.kind == "location" && strings.HasPrefix(loc, mount+"/") && sec.props.processGroup != "":
+			m.problem(s, sec.d, "a mount point runs in one group: give "+loc+" a wsgi_script of its own to run it in "+sec.props.processGroup)
 		}
 	}
 	p = p.merge(sc.inline)
@@ -983,6 +993,8 @@ func (m *migration) untranslated(s *migratedSite, d *apacheconf.Directive) {
 		reason = "caddy-wsgi has no Python authentication hooks"
 	case strings.EqualFold(d.Name, "Order") || strings.EqualFold(d.Name, "Allow") || strings.EqualFold(d.Name, "Deny"):
 		reason = "access control other than allowing everyone is not translated: see Caddy's remote_ip matcher"
+	case strings.EqualFold(d.Name, "SSLCertificateChainFile"):
+		reason = "append the chain to the SSLCertificateFile: tls reads the chain from the certificate file"
 	case strings.HasPrefix(d.Name, "SSL"):
 		reason = "Caddy's TLS defaults apply; see the tls directive"
 	case strings.HasSuffix(d.Name, "Log") || d.Name == "LogFormat":
