@@ -64,8 +64,6 @@ func (g *migratedGroup) has(name string) bool {
 type migratedSite struct {
 	vhost    *apacheconf.Directive
 	names    []string
-	port     string
-	bind     string
 	ssl      bool
 	cert     string
 	key      string
@@ -86,17 +84,17 @@ type migratedScript struct {
 	inline      scopeProps // its process-group= and other options
 }
 
-// daemonMode says whether p runs an application in a daemon group.
-func (p scopeProps) daemonMode() bool {
-	return p.processGroup != "" && p.processGroup != "%{GLOBAL}"
-}
-
 // scopeProps are the directives that a server, VirtualHost, Location or
 // Directory sets for the requests in it; "" is unset.
 type scopeProps struct {
 	processGroup, callable, passAuth, reloading string
 	limitBody                                   string
 	auth                                        *basicAuth
+}
+
+// daemonMode says whether p runs an application in a daemon group.
+func (p scopeProps) daemonMode() bool {
+	return p.processGroup != "" && p.processGroup != "%{GLOBAL}"
 }
 
 // merge is p with q's settings over it, as Apache merges an inner scope.
@@ -113,7 +111,7 @@ func (p scopeProps) merge(q scopeProps) scopeProps {
 // A scopeSection is a Location, Directory or Files section.
 type scopeSection struct {
 	d     *apacheconf.Directive
-	kind  string // Location, Directory or Files
+	kind  string // location, directory or files
 	path  string // the URL path or directory (the enclosing one for Files)
 	file  string // for Files, the file's name
 	props scopeProps
@@ -121,11 +119,11 @@ type scopeSection struct {
 
 // basicAuth is what AuthType Basic, AuthName, AuthUserFile and Require set.
 type basicAuth struct {
-	d        *apacheconf.Directive // AuthType, for the problems
+	d        *apacheconf.Directive // the first of them, for the problems
 	basic    bool
 	realm    string
 	userFile string
-	require  []string // valid-user, or the users
+	require  []string // nil: no Require; empty: valid-user; else the users
 }
 
 // migrate reads the Apache configuration files and returns the Caddyfile.
@@ -204,7 +202,7 @@ var ignoredDirectives = []string{
 // serverDirective handles a directive that is server-wide wherever it is
 // written; false if d is none.
 func (m *migration) serverDirective(d *apacheconf.Directive) bool {
-	if strings.Contains(d.Raw, "${") && !slices.ContainsFunc(ignoredDirectives, func(name string) bool { return strings.EqualFold(name, d.Name) }) {
+	if strings.Contains(d.Raw, "${") && !ignored(d) {
 		// Debian's apache2ctl sets User's and Group's from
 		// /etc/apache2/envvars.
 		m.problem(nil, d, "uses a variable that neither Define nor the environment defines (for Debian's, run `. /etc/apache2/envvars` first)")
@@ -239,9 +237,14 @@ func (m *migration) serverDirective(d *apacheconf.Directive) bool {
 	case "wsgiimportscript":
 		m.importScript(d)
 	default:
-		return slices.ContainsFunc(ignoredDirectives, func(name string) bool { return strings.EqualFold(name, d.Name) })
+		return ignored(d)
 	}
 	return true
+}
+
+// ignored says whether d is one of ignoredDirectives.
+func ignored(d *apacheconf.Directive) bool {
+	return slices.ContainsFunc(ignoredDirectives, func(name string) bool { return strings.EqualFold(name, d.Name) })
 }
 
 // siteDirective handles a directive of a VirtualHost or of the main server.
@@ -624,20 +627,24 @@ func (m *migration) applyDefaults() {
 
 // writeSite writes a site block.
 func (m *migration) writeSite(w *caddyfileWriter, s *migratedSite, props map[*migratedScript]scopeProps) {
-	port := s.port
-	if port == "" && s.vhost != nil && len(s.vhost.Args) > 0 {
-		addr := s.vhost.Args[0]
-		if i := strings.LastIndex(addr, ":"); i >= 0 {
-			port = addr[i+1:]
-			if host := addr[:i]; host != "*" && host != "_default_" {
-				s.bind = strings.Trim(host, "[]")
+	// A VirtualHost's addresses, else the main server's Listen ports.
+	ports, binds := m.ports, []string(nil)
+	if s.vhost != nil {
+		ports = nil
+		for _, addr := range s.vhost.Args {
+			host, port := addr, ""
+			if i := strings.LastIndex(addr, ":"); i >= 0 && !strings.HasSuffix(addr, "]") {
+				host, port = addr[:i], addr[i+1:]
+			}
+			ports = append(ports, cmp.Or(port, slices.Concat(m.ports, []string{"80"})[0]))
+			if host != "*" && host != "_default_" {
+				binds = append(binds, strings.Trim(host, "[]"))
 			}
 		}
 	}
-	if port == "" && len(m.ports) > 0 {
-		port = m.ports[0]
+	if len(ports) == 0 {
+		ports = []string{"80"}
 	}
-	port = cmp.Or(port, "80")
 	scheme, defaultPort := "http://", "80"
 	if s.ssl {
 		scheme, defaultPort = "https://", "443"
@@ -651,20 +658,22 @@ func (m *migration) writeSite(w *caddyfileWriter, s *migratedSite, props map[*mi
 		names = nil
 	}
 	var addrs []string
-	for _, name := range names {
-		if port == defaultPort {
-			addrs = append(addrs, scheme+name)
-		} else {
-			addrs = append(addrs, scheme+name+":"+port)
+	for _, port := range slices.Compact(slices.Sorted(slices.Values(ports))) {
+		for _, name := range names {
+			if port == defaultPort {
+				addrs = append(addrs, scheme+name)
+			} else {
+				addrs = append(addrs, scheme+name+":"+port)
+			}
 		}
-	}
-	if len(addrs) == 0 {
-		addrs = []string{cmp.Or(scheme, "https://") + ":" + port}
+		if len(names) == 0 {
+			addrs = append(addrs, cmp.Or(scheme, "https://")+":"+port)
+		}
 	}
 	w.line(0, "")
 	w.line(0, strings.Join(addrs, ", ")+" {")
-	if s.bind != "" {
-		w.line(1, "bind", w.token(s.bind))
+	if len(binds) > 0 {
+		w.line(1, append([]string{"bind"}, w.tokens(slices.Compact(binds))...)...)
 	}
 	m.writeTLS(w, s)
 	if s.base.limitBody != "" {
