@@ -25,15 +25,16 @@ mod_wsgi and writes a Caddyfile that serves them with caddy-wsgi, formatted
 as caddy fmt formats it.
 
 The files are read as Apache reads them: quoted words, lines continued with
-a backslash, comment lines, <IfModule> sections (taken as if the module were
-loaded), and Include and IncludeOptional (file, directory or wildcard).
+a backslash, comment lines, ${VAR} from Define or the environment,
+<IfModule> sections (taken as if the module were loaded), and Include and
+IncludeOptional (file, directory or wildcard).
 Relative paths, in Include and elsewhere, are relative to --server-root
 (Apache's ServerRoot; default: the first file's directory).
 
 What is translated:
-  <VirtualHost>, ServerName,     a site block for those names and the port
-  ServerAlias                    (without VirtualHosts, one site for any name
-                                 on each Listen port)
+  <VirtualHost>, ServerName,     a site block for those names on the
+  ServerAlias                    VirtualHost's ports (without VirtualHosts,
+                                 one for any name on the Listen ports)
   SSLEngine, SSLCertificateFile, tls CERT KEY; with --auto-https, Caddy's
   SSLCertificateKeyFile          automatic HTTPS for the site's names instead
   SSLVerifyClient + SSLCA-       tls { client_auth { mode ... trust_pool
