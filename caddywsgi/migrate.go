@@ -90,6 +90,16 @@ type scopeProps struct {
 	processGroup, callable, passAuth, reloading string
 	limitBody                                   string
 	auth                                        *basicAuth
+	// Order allow,deny, which lets everyone in only with Allow from all.
+	denyOrder *apacheconf.Directive
+	allowAll  bool
+}
+
+// checkAccess reports an Order allow,deny that lets nobody in.
+func (m *migration) checkAccess(s *migratedSite, p scopeProps) {
+	if p.denyOrder != nil && !p.allowAll {
+		m.problem(s, p.denyOrder, "without Allow from all it lets nobody in, which is not translated")
+	}
 }
 
 // daemonMode says whether p runs an application in a daemon group.
@@ -151,6 +161,7 @@ func (m *migration) migrate(files []string) (string, error) {
 				m.siteDirective(s, d)
 			}
 		}
+		m.checkAccess(s, s.base)
 		// What the main server sets, a VirtualHost inherits.
 		s.docRoot = cmp.Or(s.docRoot, main.docRoot)
 		s.aliases = append(s.aliases, main.aliases...)
@@ -160,6 +171,7 @@ func (m *migration) migrate(files []string) (string, error) {
 		s.redirs = append(s.redirs, main.redirs...)
 		m.sites = append(m.sites, s)
 	}
+	m.checkAccess(main, main.base)
 	if len(vhosts) == 0 {
 		m.sites = []*migratedSite{main}
 	} else {
@@ -332,12 +344,13 @@ func (m *migration) section(s *migratedSite, d *apacheconf.Directive, dir string
 			m.untranslated(s, inner)
 		}
 	}
+	m.checkAccess(s, sec.props)
 	s.sections = append(s.sections, sec)
 }
 
 // accessAllowed are access-control lines that let everyone in, which is what
 // Caddy does.
-var accessAllowed = []string{"require all granted", "allow from all", "order allow,deny", "order deny,allow", "satisfy any", "allowoverride none"}
+var accessAllowed = []string{"require all granted", "order deny,allow", "satisfy any", "allowoverride none"}
 
 // scopeDirective handles a directive that may be written in any scope;
 // false if d is none.
@@ -351,6 +364,14 @@ func (m *migration) scopeDirective(s *migratedSite, p *scopeProps, d *apacheconf
 			p.auth = &basicAuth{d: d}
 		}
 		return p.auth
+	}
+	switch line {
+	case "order allow,deny":
+		p.denyOrder = d
+		return true
+	case "allow from all":
+		p.allowAll = true
+		return true
 	}
 	switch strings.ToLower(d.Name) {
 	case "wsgiprocessgroup":
