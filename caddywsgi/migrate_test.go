@@ -65,6 +65,8 @@ type migrateCase struct {
 	// translateOnly: the Caddyfile is only adapted, not run, nor the
 	// configuration under Apache (public names, other users' paths).
 	translateOnly bool
+	// whileUp, if set, checks the running server (Apache or Caddy).
+	whileUp func(t *testing.T, server string)
 	// differentLines are the starts of the echo application's lines that
 	// are expected to differ, and why: they are left out of the comparison.
 	differentLines map[string]string
@@ -107,6 +109,19 @@ var migrateCases = []migrateCase{{
 	requests: []migrateRequest{
 		{host: "www.example.com", path: "/", status: 200},
 		{host: "example.com", path: "/a/b", status: 200},
+	},
+	whileUp: func(t *testing.T, server string) {
+		// display-name=%{GROUP}: both show the group's two processes as
+		// (wsgi:example.com), which mod_wsgi cuts to the length of
+		// Apache's argv[0] (/usr/sbin/apache2, one character short).
+		if n := len(processesNamed("(wsgi:example.com")); n != 2 {
+			var names []string
+			for _, pid := range processesNamed("(wsgi") {
+				cmdline, _ := os.ReadFile("/proc/" + pid + "/cmdline")
+				names = append(names, string(cmdline))
+			}
+			t.Errorf("%s: %d processes show (wsgi:example.com), want 2: %q", server, n, names)
+		}
 	},
 }, {
 	name: "django",
@@ -252,7 +267,14 @@ func testMigrateCase(t *testing.T, tc migrateCase, tree, venv string) {
 	if tc.translateOnly {
 		return
 	}
-	apache := requestAll(t, clients, port, tc.requests, func() func() { return startApache(t, tree, dir, port) })
+	whileUp := func(server string) func() {
+		return func() {
+			if tc.whileUp != nil {
+				tc.whileUp(t, server)
+			}
+		}
+	}
+	apache := requestAll(t, clients, port, tc.requests, func() func() { return startApache(t, tree, dir, port) }, whileUp("Apache"))
 	caddy := requestAll(t, clients, port, tc.requests, func() func() {
 		// For the test: no admin endpoint, and Caddy's own HTTP and HTTPS
 		// ports (for the redirects of automatic HTTPS) where nothing else
@@ -276,7 +298,7 @@ func testMigrateCase(t *testing.T, tc migrateCase, tree, venv string) {
 			t.Fatal(err)
 		}
 		return c.stop
-	})
+	}, whileUp("Caddy"))
 
 	for i, req := range tc.requests {
 		what := req.method + " " + req.host + req.path
@@ -366,9 +388,10 @@ type migrateClients struct {
 
 // requestAll starts a server with start, makes the requests to it on port,
 // and stops it with the function start returns.
-func requestAll(t *testing.T, clients migrateClients, port string, requests []migrateRequest, start func() func()) []migrateAnswer {
+func requestAll(t *testing.T, clients migrateClients, port string, requests []migrateRequest, start func() func(), whileUp func()) []migrateAnswer {
 	stop := start()
 	defer stop()
+	defer whileUp()
 	answers := make([]migrateAnswer, len(requests))
 	for i, r := range requests {
 		req, err := http.NewRequest(cmp.Or(r.method, "GET"), clients.scheme+cmp.Or(r.host, "127.0.0.1")+":"+port+r.path, strings.NewReader(r.body))
@@ -603,4 +626,17 @@ func TestMigrateUnreadable(t *testing.T) {
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("a Caddyfile was written: %v", err)
 	}
+}
+
+// processesNamed are the processes whose command line starts with name.
+func processesNamed(name string) []string {
+	var pids []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && bytes.HasPrefix(cmdline, []byte(name)) {
+			pids = append(pids, e.Name())
+		}
+	}
+	return pids
 }
