@@ -30,6 +30,7 @@ a backslash, comment lines, ${VAR} from Define or the environment,
 IncludeOptional (file, directory or wildcard).
 Relative paths, in Include and elsewhere, are relative to --server-root
 (Apache's ServerRoot; default: the first file's directory).
+The Caddyfile goes to stdout, or with --output to that file.
 
 What is translated:
   <VirtualHost>, ServerName,     a site block for those names on the
