@@ -600,6 +600,7 @@ Include {dir}/apache.conf
 		if t.Failed() {
 			t.Logf("apache's log:\n%s", log)
 		}
+		waitPortFree(t, port)
 	}
 	if _, ok := log.wait("resuming normal operations", 30*time.Second); !ok {
 		stop()
@@ -661,5 +662,23 @@ func TestMigrateHelp(t *testing.T) {
 		if name[1] != "help" && !regexp.MustCompile(`--`+name[1]+`([^a-z-]|$)`).MatchString(text) {
 			t.Errorf("--%s is not described in the help text", name[1])
 		}
+	}
+}
+
+// waitPortFree waits until nothing listens on port any more: Caddy is to
+// listen there next, and Apache's children may outlive it for a moment.
+// Nothing signals that, so it tries.
+func waitPortFree(t *testing.T, port string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l, err := net.Listen("tcp", ":"+port)
+		if err == nil {
+			l.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("port %s is still in use 10s after Apache exited: %v", port, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
