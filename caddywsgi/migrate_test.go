@@ -104,6 +104,12 @@ var migrateCases = []migrateCase{{
 		{path: "/media/site.css", status: 200},
 		{path: "/media/missing.css", status: 404},
 		{path: "/mediax", status: 200},
+		{path: "/docs/", status: 200},
+		{path: "/docs/page.txt", status: 200},
+		{path: "/docs", status: 301},
+	},
+	differences: []migrateDifference{
+		{9, 308, "wsgi_alias redirects a directory to its trailing slash with 308, mod_dir with 301"},
 	},
 }, {
 	name: "daemon",
