@@ -167,3 +167,12 @@ func caddyfileToken(value string) (string, error) {
 	}
 	return "", fmt.Errorf("%q cannot be written in a Caddyfile: it has both a backslash and a backquote", value)
 }
+
+// tokens is values as Caddyfile tokens; see caddyfileToken.
+func (w *caddyfileWriter) tokens(values []string) []string {
+	out := make([]string, len(values))
+	for i, v := range values {
+		out[i] = w.token(v)
+	}
+	return out
+}
