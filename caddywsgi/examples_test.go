@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"flag"
+	"fmt"
 	"math/big"
 	"net/http"
 	"os"
@@ -179,7 +180,8 @@ func checkDjango(t *testing.T, c *caddy, root string) {
 		}
 	}
 	expectPage(t, plainClient, c.URL("/"), 200,
-		"Hello from Django under caddy-wsgi", `href="/static/mysite/style.css"`, "mysite/wsgi.py</code>; its stylesheet comes from Caddy")
+		"Hello from Django under caddy-wsgi", `href="/static/mysite/style.css"`,
+		fmt.Sprintf("<code>:%d/</code>; its stylesheet comes from Caddy", c.HTTPPort))
 	expectPage(t, plainClient, c.URL("/admin/login/"), 200, "<title>Log in", `href="/static/admin/css/base.css"`)
 	res, _ := get(t, direct, "GET", c.URL("/admin/"), nil)
 	if loc := res.Header.Get("Location"); res.StatusCode != 302 || loc != "/admin/login/?next=/admin/" {
