@@ -20,6 +20,10 @@ from . import wire
 # by the caller; these are the PEP 3333 ones.
 WSGI_VERSION = (1, 0)
 
+# A list response up to this size is copied into the one buffer that ends
+# the response, which costs less than sending it as a buffer of its own.
+SMALL_BODY = 4096
+
 # Seconds between two looks for a CANCEL while a response streams.
 CANCEL_CHECK_INTERVAL = 0.1
 
@@ -413,7 +417,10 @@ class Request:
                     data = result[0]
                 else:
                     data = b''.join(map(as_bytes, result))
-                if data:
+                if len(data) <= SMALL_BODY:
+                    if data:
+                        self.pending = [wire.frame(wire.RESPONSE_BODY, data)]
+                else:
                     self.pending = wire.body_frames(data)
             return
         if type(result) is file_wrapper:
@@ -446,7 +453,12 @@ class Request:
         parts = [] if self.head_sent else [self._head_frame()]
         parts += self.pending
         parts.append(wire.END_COMPLETE)
-        self.conn.send_parts(parts)
+        if len(self.pending) <= 1:
+            # At most one small body frame: one buffer costs less than
+            # sendmsg's handling of a list of them.
+            self.conn.send(b''.join(parts))
+        else:
+            self.conn.send_parts(parts)
 
 
 def as_bytes(data):

@@ -348,9 +348,7 @@ class Server:
                 return frames
 
     def close(self):
-        # The reading file keeps the descriptor open past sock.close().
         self.sock.shutdown(socket.SHUT_WR)
-        self.conn.rfile.close()
         self.sock.close()
         self.thread.join(10)
         assert not self.thread.is_alive()
