@@ -308,10 +308,13 @@ def encode_head(status, headers):
         for name, value in headers:
             fields.append(name)
             fields.append(value)
-        blob = '\0'.join(fields).encode('latin-1')
+        text = '\0'.join(fields)
+        blob = text.encode('latin-1')
     except (TypeError, ValueError):
         raise bad_head(status, headers) from None
-    if blob.count(0) != 2 * len(headers) or b'\r' in blob or b'\n' in blob:
+    # Looked for in the str: `b'\r' in blob` would first try b'\r' as an
+    # integer, and raise and clear a TypeError every time.
+    if text.count('\0') != 2 * len(headers) or '\r' in text or '\n' in text:
         raise bad_head(status, headers)
     if len(blob) > wire.MAX_PAYLOAD:
         raise ValueError('the response head is %d bytes, over the limit of %d' % (len(blob), wire.MAX_PAYLOAD))
