@@ -535,13 +535,15 @@ class Worker:
                 close = getattr(result, 'close', None)
                 if close is not None:
                     close()
-            self.flush_logs()
+            if self.stdout.pending or self.errors.pending:
+                self.flush_logs()
             request.end()
         except (wire.ConnectionLost, wire.ProtocolError):
             raise
         except BaseException as exc:
             self.fail(request, exc)
-        body.discard()
+        if body is not self.no_body:
+            body.discard()
         self.serving = None
 
     def flush_logs(self):
