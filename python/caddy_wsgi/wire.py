@@ -189,13 +189,24 @@ class Connection:
         if size > MAX_PAYLOAD:
             raise ProtocolError('bad frame header %r: payload of %d bytes exceeds %d'
                                 % (buf[start:start + HEADER_SIZE], size, MAX_PAYLOAD))
-        end = start + HEADER_SIZE + size
-        if end > len(buf):
-            if not self._fill(HEADER_SIZE + size):
+        start += HEADER_SIZE
+        end = start + size
+        if end <= len(buf):
+            self.pos = end
+            return kind, flags, app, buf[start:end]
+        # The rest of a payload that did not come whole is received
+        # straight into a bytes object of its own, and nothing after it:
+        # a large body frame is copied once more, not from buffer to buffer.
+        self.buf, self.pos = b'', 0
+        parts = [memoryview(buf)[start:]]
+        missing = size - len(parts[0])
+        while missing:
+            data = self.sock.recv(missing, socket.MSG_WAITALL)
+            if not data:
                 raise ProtocolError('connection closed inside a frame of type 0x%02x' % kind)
-            buf, start, end = self.buf, 0, HEADER_SIZE + size
-        self.pos = end
-        return kind, flags, app, buf[start + HEADER_SIZE:end]
+            parts.append(data)
+            missing -= len(data)
+        return kind, flags, app, b''.join(parts)
 
     def _fill(self, need):
         """Receive until the buffer holds need bytes from pos (which becomes
@@ -203,7 +214,7 @@ class Connection:
         chunks = [self.buf[self.pos:]]
         have = len(chunks[0])
         while have < need:
-            data = self.sock.recv(max(need - have, RECV_SIZE))
+            data = self.sock.recv(RECV_SIZE)
             if not data:
                 break
             chunks.append(data)
