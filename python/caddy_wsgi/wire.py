@@ -11,6 +11,9 @@ HEADER = struct.Struct('>BBHI')
 HEADER_SIZE = HEADER.size
 MAX_PAYLOAD = 16 << 20
 BODY_CHUNK = 64 << 10
+# What one recv asks for: a whole REQUEST and its first body window, and
+# under glibc's threshold for serving an allocation with mmap.
+RECV_SIZE = 64 << 10
 
 # Sent by the worker.
 HELLO = 0x01
@@ -124,7 +127,12 @@ class Connection:
 
     def __init__(self, sock):
         self.sock = sock
-        self.rfile = sock.makefile('rb', buffering=BODY_CHUNK * 2)
+        # Received and not yet read: buf from pos on. One recv usually
+        # brings a whole REQUEST, and a buffer of our own costs less per
+        # frame than a BufferedReader over socket.SocketIO, whose readinto
+        # is Python code.
+        self.buf = b''
+        self.pos = 0
 
     def read_frame(self):
         """The next frame as (kind, flags, payload), for the frames whose
@@ -148,15 +156,17 @@ class Connection:
     def cancelled(self):
         """Whether Caddy has sent CANCEL, the only frame it can send while
         no request body is on its way; reads it if so. Does not wait, but
-        costs three system calls (the socket is non-blocking meanwhile), so
-        only streamed responses ask, and not at every chunk."""
-        self.sock.settimeout(0)
-        try:
-            waiting = self.rfile.peek(1)
-        finally:
-            self.sock.settimeout(None)
-        if not waiting:
-            return False
+        costs a system call, so only streamed responses ask, and not at
+        every chunk."""
+        if self.pos == len(self.buf):
+            try:
+                data = self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return False
+            if not data:
+                # Closed: the next read says so.
+                return False
+            self.buf, self.pos = data, 0
         kind, flags, payload = self.read_frame()
         if kind != CANCEL:
             raise ProtocolError('unexpected frame 0x%02x during the response' % kind)
@@ -164,20 +174,54 @@ class Connection:
 
     def _read(self):
         """The next frame as (kind, flags, bytes 2-3 of the header, payload)."""
-        head = self.rfile.read(HEADER_SIZE)
-        if len(head) != HEADER_SIZE:
-            if not head:
+        buf, start = self.buf, self.pos
+        if start == len(buf):
+            # Between frames, as a REQUEST usually finds it.
+            buf = self.buf = self.sock.recv(RECV_SIZE)
+            start = self.pos = 0
+            if not buf:
                 raise ConnectionLost()
-            raise ProtocolError('connection closed inside a frame header')
-        kind, flags, app, size = HEADER.unpack(head)
+        if len(buf) - start < HEADER_SIZE:
+            if not self._fill(HEADER_SIZE):
+                raise ProtocolError('connection closed inside a frame header')
+            buf, start = self.buf, 0
+        kind, flags, app, size = HEADER.unpack_from(buf, start)
         if size > MAX_PAYLOAD:
-            raise ProtocolError('bad frame header %r: payload of %d bytes exceeds %d' % (head, size, MAX_PAYLOAD))
-        if not size:
-            return kind, flags, app, b''
-        payload = self.rfile.read(size)
-        if len(payload) != size:
-            raise ProtocolError('connection closed inside a frame of type 0x%02x' % kind)
-        return kind, flags, app, payload
+            raise ProtocolError('bad frame header %r: payload of %d bytes exceeds %d'
+                                % (buf[start:start + HEADER_SIZE], size, MAX_PAYLOAD))
+        start += HEADER_SIZE
+        end = start + size
+        if end <= len(buf):
+            self.pos = end
+            return kind, flags, app, buf[start:end]
+        # The rest of a payload that did not come whole is received
+        # straight into a bytes object of its own, and nothing after it:
+        # a large body frame is copied once more, not from buffer to buffer.
+        self.buf, self.pos = b'', 0
+        parts = [memoryview(buf)[start:]]
+        missing = size - len(parts[0])
+        while missing:
+            data = self.sock.recv(missing, socket.MSG_WAITALL)
+            if not data:
+                raise ProtocolError('connection closed inside a frame of type 0x%02x' % kind)
+            parts.append(data)
+            missing -= len(data)
+        return kind, flags, app, b''.join(parts)
+
+    def _fill(self, need):
+        """Receive until the buffer holds need bytes from pos (which becomes
+        0). False if Caddy closed the connection first."""
+        chunks = [self.buf[self.pos:]]
+        have = len(chunks[0])
+        while have < need:
+            data = self.sock.recv(RECV_SIZE)
+            if not data:
+                break
+            chunks.append(data)
+            have += len(data)
+        self.buf = b''.join(chunks)
+        self.pos = 0
+        return have >= need
 
     def send(self, data):
         try:
@@ -199,7 +243,6 @@ class Connection:
             raise ConnectionLost() from exc
 
     def close(self):
-        self.rfile.close()
         self.sock.close()
 
     def send_with_fd(self, data, fd):

@@ -20,6 +20,10 @@ from . import wire
 # by the caller; these are the PEP 3333 ones.
 WSGI_VERSION = (1, 0)
 
+# A list response up to this size is copied into the one buffer that ends
+# the response, which costs less than sending it as a buffer of its own.
+SMALL_BODY = 4096
+
 # Seconds between two looks for a CANCEL while a response streams.
 CANCEL_CHECK_INTERVAL = 0.1
 
@@ -314,10 +318,13 @@ def encode_head(status, headers):
         for name, value in headers:
             fields.append(name)
             fields.append(value)
-        blob = '\0'.join(fields).encode('latin-1')
+        text = '\0'.join(fields)
+        blob = text.encode('latin-1')
     except (TypeError, ValueError):
         raise bad_head(status, headers) from None
-    if blob.count(0) != 2 * len(headers) or b'\r' in blob or b'\n' in blob:
+    # Looked for in the str: `b'\r' in blob` would first try b'\r' as an
+    # integer, and raise and clear a TypeError every time.
+    if text.count('\0') != 2 * len(headers) or '\r' in text or '\n' in text:
         raise bad_head(status, headers)
     if len(blob) > wire.MAX_PAYLOAD:
         raise ValueError('the response head is %d bytes, over the limit of %d' % (len(blob), wire.MAX_PAYLOAD))
@@ -423,7 +430,10 @@ class Request:
                     data = result[0]
                 else:
                     data = b''.join(map(as_bytes, result))
-                if data:
+                if len(data) <= SMALL_BODY:
+                    if data:
+                        self.pending = [wire.frame(wire.RESPONSE_BODY, data)]
+                else:
                     self.pending = wire.body_frames(data)
             return
         if type(result) is file_wrapper:
@@ -456,7 +466,12 @@ class Request:
         parts = [] if self.head_sent else [self._head_frame()]
         parts += self.pending
         parts.append(wire.END_COMPLETE)
-        self.conn.send_parts(parts)
+        if len(self.pending) <= 1:
+            # At most one small body frame: one buffer costs less than
+            # sendmsg's handling of a list of them.
+            self.conn.send(b''.join(parts))
+        else:
+            self.conn.send_parts(parts)
 
 
 def as_bytes(data):
@@ -530,13 +545,15 @@ class Worker:
                 close = getattr(result, 'close', None)
                 if close is not None:
                     close()
-            self.flush_logs()
+            if self.stdout.pending or self.errors.pending:
+                self.flush_logs()
             request.end()
         except (wire.ConnectionLost, wire.ProtocolError):
             raise
         except BaseException as exc:
             self.fail(request, exc)
-        body.discard()
+        if body is not self.no_body:
+            body.discard()
         self.serving = None
 
     def flush_logs(self):

@@ -190,6 +190,30 @@ def test_read_frame_one_byte_at_a_time():
         b.close()
 
 
+def test_read_frames_larger_than_one_receive():
+    # Payloads that do not come whole with their header, each followed by
+    # a small frame that must be read intact after them.
+    big = bytes(range(256)) * (3 * wire.RECV_SIZE // 256 + 1)
+    frames = [(wire.BODY, big), (wire.BODY_PAUSE, b''), (wire.BODY, big[:wire.RECV_SIZE]), (wire.BODY_END, b'')]
+    a, b = pair()
+
+    def send():
+        a.sendall(b''.join(wire.frame(kind, payload) for kind, payload in frames))
+        a.shutdown(socket.SHUT_WR)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        conn = wire.Connection(b)
+        assert [conn.read_frame() for _ in frames] == [(kind, 0, payload) for kind, payload in frames]
+        with pytest.raises(wire.ConnectionLost):
+            conn.read_frame()
+    finally:
+        sender.join()
+        a.close()
+        b.close()
+
+
 def test_read_request_application_index():
     a, b = pair()
     with a, b:
@@ -348,9 +372,7 @@ class Server:
                 return frames
 
     def close(self):
-        # The reading file keeps the descriptor open past sock.close().
         self.sock.shutdown(socket.SHUT_WR)
-        self.conn.rfile.close()
         self.sock.close()
         self.thread.join(10)
         assert not self.thread.is_alive()

@@ -628,6 +628,15 @@ def test_list_response_is_one_send(serve):
     assert len({f.recv for f in resp.frames}) == 1
 
 
+@pytest.mark.parametrize('size', [worker.SMALL_BODY, worker.SMALL_BODY + 1, BODY_CHUNK])
+def test_list_response_around_the_copy_limit_is_one_send(serve, size):
+    body = big_body(size)
+    resp = serve(ok(body)).request()
+    assert resp.kinds == ['HEAD', 'BODY', 'END']
+    assert resp.body == body
+    assert len(resp.sends) == 1, resp.sends
+
+
 def test_list_of_several_chunks(serve):
     def app(environ, start_response):
         start_response('200 OK', [])
