@@ -16,17 +16,13 @@ import os
 import re
 import resource
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-HEADER = struct.Struct('>BBHI')
-REQUEST = 0x40
-RESPONSE_END = 0x13
-FLAG_NO_BODY = 0x01
+from caddy_wsgi import wire  # noqa: E402 (after the path is set)
 
 # What Caddy sends for wrk's `GET /` (caddywsgi/environ.go).
 ENVIRON = [
@@ -46,25 +42,24 @@ def application(environ, start_response):
 def drive(fd, count):
     """Caddy's side: one REQUEST, then read to its RESPONSE_END."""
     sock = socket.socket(fileno=fd)
-    payload = b''.join(k.encode('latin-1') + b'\0' + v.encode('latin-1') + b'\0' for k, v in ENVIRON)
-    request = HEADER.pack(REQUEST, FLAG_NO_BODY, 0, len(payload)) + payload
+    request = wire.frame(wire.REQUEST, wire.encode_pairs(ENVIRON), wire.FLAG_NO_BODY)
     buf = b''
     for _ in range(count):
         sock.sendall(request)
         done = False
         while not done:
-            while len(buf) < HEADER.size:
+            while len(buf) < wire.HEADER_SIZE:
                 buf += sock.recv(65536)
-            kind, flags, reserved, size = HEADER.unpack_from(buf)
-            while len(buf) < HEADER.size + size:
+            kind, flags, reserved, size = wire.HEADER.unpack_from(buf)
+            while len(buf) < wire.HEADER_SIZE + size:
                 buf += sock.recv(65536)
-            buf = buf[HEADER.size + size:]
-            done = kind == RESPONSE_END
+            buf = buf[wire.HEADER_SIZE + size:]
+            done = kind == wire.RESPONSE_END
     sock.close()
 
 
 def serve(count):
-    from caddy_wsgi import main, wire, worker
+    from caddy_wsgi import main, worker
     ours, theirs = socket.socketpair()
     driver = subprocess.Popen([sys.executable, __file__, '--drive', str(theirs.fileno()), str(count)],
                               pass_fds=[theirs.fileno()])
