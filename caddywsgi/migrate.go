@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"cmp"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
@@ -93,12 +95,32 @@ type scopeProps struct {
 	// Order allow,deny, which lets everyone in only with Allow from all.
 	denyOrder *apacheconf.Directive
 	allowAll  bool
+	access    *accessRule // Require all, ip and local
 }
 
-// checkAccess reports an Order allow,deny that lets nobody in.
-func (m *migration) checkAccess(s *migratedSite, p scopeProps) {
+// accessRule is who the Require all, ip and local lines of a scope let in:
+// any one of them is enough, as in Apache's implicit <RequireAny>.
+type accessRule struct {
+	d   *apacheconf.Directive // the first of them, for the problems
+	all bool                  // Require all granted: everyone
+	ips []string              // else clients from these, as remote_ip takes them; none for Require all denied
+}
+
+// restricts says whether the rule keeps anyone out.
+func (a *accessRule) restricts() bool {
+	return a != nil && !a.all
+}
+
+// checkAccess reports an Order allow,deny that lets nobody in, and drops
+// address rules beside authentication: which of the two is enough is not
+// translated.
+func (m *migration) checkAccess(s *migratedSite, p *scopeProps) {
 	if p.denyOrder != nil && !p.allowAll {
 		m.problem(s, p.denyOrder, "without Allow from all it lets nobody in, which is not translated")
+	}
+	if p.auth != nil && p.access.restricts() {
+		m.problem(s, p.access.d, "Require by address beside authentication in one section is not translated")
+		p.access = nil
 	}
 }
 
@@ -115,6 +137,7 @@ func (p scopeProps) merge(q scopeProps) scopeProps {
 	p.reloading = cmp.Or(q.reloading, p.reloading)
 	p.limitBody = cmp.Or(q.limitBody, p.limitBody)
 	p.auth = cmp.Or(q.auth, p.auth)
+	p.access = cmp.Or(q.access, p.access)
 	return p
 }
 
@@ -161,7 +184,7 @@ func (m *migration) migrate(files []string) (string, error) {
 				m.siteDirective(s, d)
 			}
 		}
-		m.checkAccess(s, s.base)
+		m.checkAccess(s, &s.base)
 		// What the main server sets, a VirtualHost inherits.
 		s.docRoot = cmp.Or(s.docRoot, main.docRoot)
 		s.aliases = append(s.aliases, main.aliases...)
@@ -171,7 +194,7 @@ func (m *migration) migrate(files []string) (string, error) {
 		s.redirs = append(s.redirs, main.redirs...)
 		m.sites = append(m.sites, s)
 	}
-	m.checkAccess(main, main.base)
+	m.checkAccess(main, &main.base)
 	if len(vhosts) == 0 {
 		m.sites = []*migratedSite{main}
 	} else {
@@ -344,13 +367,13 @@ func (m *migration) section(s *migratedSite, d *apacheconf.Directive, dir string
 			m.untranslated(s, inner)
 		}
 	}
-	m.checkAccess(s, sec.props)
+	m.checkAccess(s, &sec.props)
 	s.sections = append(s.sections, sec)
 }
 
 // accessAllowed are access-control lines that let everyone in, which is what
 // Caddy does.
-var accessAllowed = []string{"require all granted", "order deny,allow", "satisfy any", "allowoverride none"}
+var accessAllowed = []string{"order deny,allow", "satisfy any", "allowoverride none"}
 
 // scopeDirective handles a directive that may be written in any scope;
 // false if d is none.
@@ -364,6 +387,12 @@ func (m *migration) scopeDirective(s *migratedSite, p *scopeProps, d *apacheconf
 			p.auth = &basicAuth{d: d}
 		}
 		return p.auth
+	}
+	access := func() *accessRule {
+		if p.access == nil {
+			p.access = &accessRule{d: d}
+		}
+		return p.access
 	}
 	switch line {
 	case "order allow,deny":
@@ -426,8 +455,27 @@ func (m *migration) scopeDirective(s *migratedSite, p *scopeProps, d *apacheconf
 			auth().require = []string{}
 		case len(d.Args) > 1 && strings.EqualFold(d.Args[0], "user"):
 			auth().require = d.Args[1:]
+		case line == "require all granted":
+			access().all = true
+		case line == "require all denied":
+			access()
+		case line == "require local":
+			// Apache's local also takes a client connecting from the
+			// server's own address to it, which remote_ip cannot tell.
+			access().ips = append(access().ips, "127.0.0.0/8", "::1")
+		case len(d.Args) > 1 && strings.EqualFold(d.Args[0], "ip"):
+			var ips []string
+			for _, arg := range d.Args[1:] {
+				ip, ok := apacheIPRange(arg)
+				if !ok {
+					m.problem(s, d, fmt.Sprintf("%q is not an address, a partial IPv4 address, a network/prefix or a network/netmask", arg))
+					return true
+				}
+				ips = append(ips, ip)
+			}
+			access().ips = append(access().ips, ips...)
 		default:
-			m.problem(s, d, "only Require all granted, valid-user and user are translated")
+			m.problem(s, d, "only Require all granted, all denied, ip, local, valid-user and user are translated")
 		}
 	default:
 		return false
@@ -714,10 +762,10 @@ func (m *migration) writeSite(w *caddyfileWriter, s *migratedSite, props map[*mi
 	for _, a := range s.aliases {
 		w.line(1, "wsgi_alias", w.token(a[0]), w.token(a[1]))
 	}
-	rootApp := false
+	rootApp := slices.ContainsFunc(s.scripts, func(sc *migratedScript) bool { return strings.TrimRight(sc.mount, "/") == "" })
+	m.writeAccess(w, s, rootApp)
 	for _, sc := range s.scripts {
 		m.writeScript(w, sc, props[sc])
-		rootApp = rootApp || strings.TrimRight(sc.mount, "/") == ""
 	}
 	switch {
 	case s.docRoot != "" && rootApp:
@@ -732,6 +780,125 @@ func (m *migration) writeSite(w *caddyfileWriter, s *migratedSite, props map[*mi
 		w.line(1, "# "+c)
 	}
 	w.line(0, "}")
+}
+
+// accessTarget is what serves the URL paths under url from file: an
+// application, an alias, the DocumentRoot, or a Directory inside one of
+// theirs.
+type accessTarget struct{ url, file string }
+
+// writeAccess writes the Require all, ip and local rules as a 403 for the
+// clients they keep out. A URL path gets the rule of the last <Location>
+// that covers it and has one, else that of the innermost <Directory> or
+// <Files> around the file that serves it, as Apache merges them; a scope
+// with no rule lets everyone in.
+func (m *migration) writeAccess(w *caddyfileWriter, s *migratedSite, rootApp bool) {
+	var targets []accessTarget
+	for _, sc := range s.scripts {
+		targets = append(targets, accessTarget{sc.mount, sc.file})
+	}
+	for _, a := range s.aliases {
+		targets = append(targets, accessTarget{a[0], a[1]})
+	}
+	if s.docRoot != "" && !rootApp {
+		targets = append(targets, accessTarget{"/", s.docRoot})
+	}
+	var locations []*scopeSection
+	for _, sec := range s.sections {
+		switch {
+		case sec.props.access == nil:
+		case sec.kind == "location":
+			locations = append(locations, sec)
+		case sec.kind == "directory":
+			for _, t := range slices.Clone(targets) {
+				if rel, err := filepath.Rel(t.file, sec.path); err == nil && rel != "." && isUnder(sec.path, t.file) {
+					targets = append(targets, accessTarget{path.Join(t.url, rel), sec.path})
+				}
+			}
+		}
+	}
+	rules := 0
+	write := func(urls, except []string, a *accessRule) {
+		name := "@access" + strconv.Itoa(rules)
+		rules++
+		w.line(1, name, "{")
+		w.line(2, append([]string{"path"}, w.tokens(urls)...)...)
+		if len(except) > 0 {
+			w.line(2, append([]string{"not", "path"}, w.tokens(slices.Compact(except))...)...)
+		}
+		if len(a.ips) > 0 {
+			w.line(2, append([]string{"not", "remote_ip"}, a.ips...)...)
+		}
+		w.line(1, "}")
+		w.line(1, "respond", name, "403")
+	}
+	for _, t := range targets {
+		a := m.fileAccess(s, t.file)
+		if !a.restricts() {
+			continue
+		}
+		var except []string
+		for _, o := range targets {
+			if o.url != t.url && urlUnder(o.url, t.url) {
+				except = append(except, underURL(o.url)...)
+			}
+		}
+		for _, l := range locations {
+			except = append(except, underURL(l.path)...)
+		}
+		write(underURL(t.url), except, a)
+	}
+	for i, l := range locations {
+		if !l.props.access.restricts() {
+			continue
+		}
+		var except []string
+		overridden := false
+		for _, later := range locations[i+1:] {
+			if urlUnder(l.path, later.path) {
+				overridden = true
+			} else if urlUnder(later.path, l.path) {
+				except = append(except, underURL(later.path)...)
+			}
+		}
+		if !overridden {
+			write(underURL(l.path), except, l.props.access)
+		}
+	}
+}
+
+// fileAccess is the rule that the Directory and Files sections around file
+// set for it: the innermost one's.
+func (m *migration) fileAccess(s *migratedSite, file string) *accessRule {
+	var a *accessRule
+	depth := -1
+	for _, sec := range s.sections {
+		if sec.props.access == nil || !sec.applies(file) {
+			continue
+		}
+		// Files sections merge after every Directory.
+		d := len(sec.path)
+		if sec.kind == "files" {
+			d = 1 << 30
+		}
+		if d >= depth {
+			a, depth = sec.props.access, d
+		}
+	}
+	return a
+}
+
+// underURL is the path matcher's patterns for a URL path and what is under
+// it.
+func underURL(urlPath string) []string {
+	urlPath = strings.TrimRight(urlPath, "/")
+	return []string{cmp.Or(urlPath, "/"), urlPath + "/*"}
+}
+
+// urlUnder says whether the URL path child is parent or under it.
+func urlUnder(child, parent string) bool {
+	child, parent = strings.TrimRight(child, "/"), strings.TrimRight(parent, "/")
+	return parent == "" || child == parent || strings.HasPrefix(child, parent+"/")
 }
 
 // writeNotFound answers 404 for the paths that no alias or application
@@ -818,10 +985,7 @@ func (m *migration) writeSection(w *caddyfileWriter, s *migratedSite, sec *scope
 // sectionURLs are the URL paths (path matcher patterns) that a section
 // covers: a Location's, or those where a Directory's files are served.
 func (m *migration) sectionURLs(s *migratedSite, sec *scopeSection) []string {
-	under := func(urlPath string) []string {
-		urlPath = strings.TrimRight(urlPath, "/")
-		return []string{cmp.Or(urlPath, "/"), urlPath + "/*"}
-	}
+	under := underURL
 	if sec.kind == "location" {
 		return under(sec.path)
 	}
@@ -1075,4 +1239,36 @@ func sectionLines(ds []*apacheconf.Directive, indent string) []string {
 		}
 	}
 	return lines
+}
+
+// apacheIPRange is a Require ip argument as Caddy's remote_ip takes it: an
+// address, a full (10.1.0.0/16) or partial (10.1) network, or one with a
+// netmask (10.1.0.0/255.255.0.0).
+func apacheIPRange(arg string) (string, bool) {
+	if addr, bits, ok := strings.Cut(arg, "/"); ok {
+		if mask := net.ParseIP(bits); mask != nil && mask.To4() != nil {
+			ones, size := net.IPMask(mask.To4()).Size()
+			if size == 0 {
+				return "", false
+			}
+			bits = strconv.Itoa(ones)
+		}
+		prefix, err := netip.ParsePrefix(addr + "/" + bits)
+		return prefix.Masked().String(), err == nil
+	}
+	if ip, err := netip.ParseAddr(arg); err == nil {
+		return ip.String(), true
+	}
+	parts := strings.Split(strings.TrimSuffix(arg, "."), ".")
+	if len(parts) > 3 {
+		return "", false
+	}
+	octets := []string{"0", "0", "0", "0"}
+	for i, part := range parts {
+		if n, err := strconv.Atoi(part); err != nil || n < 0 || n > 255 || part != strconv.Itoa(n) {
+			return "", false
+		}
+		octets[i] = part
+	}
+	return strings.Join(octets, ".") + "/" + strconv.Itoa(8*len(parts)), true
 }

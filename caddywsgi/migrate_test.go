@@ -158,6 +158,19 @@ var migrateCases = []migrateCase{{
 		{host: "localhost", path: "/", noClientCert: true},
 	},
 }, {
+	name:           "access",
+	differentLines: embeddedMode,
+	requests: []migrateRequest{
+		{host: "access.example", path: "/", status: 200},
+		{host: "access.example", path: "/static/site.css", status: 200},
+		{host: "access.example", path: "/private/notes.txt", status: 403},
+		{host: "access.example", path: "/admin", status: 403},
+		{host: "access.example", path: "/admin/users", status: 403},
+		{host: "access.example", path: "/admin/public/page", status: 200},
+		{host: "access.example", path: "/status", status: 200},
+		{host: "access.example", path: "/closed/x", status: 403},
+	},
+}, {
 	name: "include",
 	requests: []migrateRequest{
 		{host: "include.example", path: "/app/x", status: 200},
@@ -179,7 +192,6 @@ var migrateCases = []migrateCase{{
 		{host: "legacy.example", path: "/old", status: 301},
 	},
 	differences: []migrateDifference{
-		{6, 200, "Require ip is not translated: Caddy lets everyone in, and wsgi-migrate says so"},
 		{7, 200, "RewriteRule is not translated: the application gets /old"},
 	},
 }, {
