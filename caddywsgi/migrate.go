@@ -78,6 +78,7 @@ type migratedSite struct {
 	sections []*scopeSection
 	redirs   [][]string // Caddyfile lines, two a redirect
 	comments []string
+	deflate  bool // AddOutputFilterByType DEFLATE: Caddy's encode
 }
 
 // A migratedScript is a WSGIScriptAlias.
@@ -148,6 +149,8 @@ type scopeSection struct {
 	path  string // the URL path or directory (the enclosing one for Files)
 	file  string // for Files, the file's name
 	props scopeProps
+	// SetHandler server-status: the status page at the Location's path.
+	status bool
 }
 
 // basicAuth is what AuthType Basic, AuthName, AuthUserFile and Require set.
@@ -192,6 +195,7 @@ func (m *migration) migrate(files []string) (string, error) {
 		s.sections = append(s.sections, main.sections...)
 		s.base = main.base.merge(s.base)
 		s.redirs = append(s.redirs, main.redirs...)
+		s.deflate = s.deflate || main.deflate
 		m.sites = append(m.sites, s)
 	}
 	m.checkAccess(main, &main.base)
@@ -221,9 +225,17 @@ func (m *migration) enabled(ds []*apacheconf.Directive) []*apacheconf.Directive 
 }
 
 // ignoredDirectives change nothing a Caddyfile says: Apache's own
-// housekeeping, and mod_wsgi's settings for what caddy-wsgi does not have
-// (embedded mode, socket files).
+// housekeeping; mod_wsgi's settings for what caddy-wsgi does not have
+// (embedded mode, socket files); and the presentation settings that Debian
+// enables for every server, which are no site's own: language and charset
+// negotiation (Caddy serves a file with its extension's type), directory
+// listing icons (listings are reported with Options Indexes), workarounds
+// for old browsers, log formats (CustomLog is reported), mod_status's.
 var ignoredDirectives = []string{
+	"AddLanguage", "AddCharset", "LanguagePriority", "ForceLanguagePriority", "RemoveType", "AddIcon", "AddIconByType",
+	"AddIconByEncoding", "AddAlt", "AddAltByType", "AddAltByEncoding", "AddDescription", "DefaultIcon", "IndexOptions",
+	"IndexIgnore", "IndexOrderDefault", "ReadmeName", "HeaderName", "BrowserMatch", "BrowserMatchNoCase", "LogFormat",
+	"ExtendedStatus", "ProxyStatus",
 	"AcceptFilter", "AccessFileName", "AddDefaultCharset", "DefaultRuntimeDir", "Define", "EnableSendfile", "EnableMMAP",
 	"GracefulShutdownTimeout", "HostnameLookups", "KeepAlive", "KeepAliveTimeout", "LoadModule", "LogLevel",
 	"MaxConnectionsPerChild", "MaxKeepAliveRequests", "MaxRequestWorkers", "MaxSpareServers", "MaxSpareThreads",
@@ -328,6 +340,13 @@ func (m *migration) siteDirective(s *migratedSite, d *apacheconf.Directive) {
 		if m.oneArg(d) {
 			s.verify = strings.ToLower(d.Args[0])
 		}
+	case "addoutputfilterbytype":
+		if len(d.Args) < 2 || !slices.Contains(strings.Split(strings.ToUpper(d.Args[0]), ";"), "DEFLATE") {
+			m.untranslated(s, d)
+			return
+		}
+		// Caddy's encode compresses its own list of compressible types.
+		s.deflate = true
 	case "location", "directory", "files":
 		if !d.IsSection() {
 			m.problem(s, d, "is a section")
@@ -363,6 +382,11 @@ func (m *migration) section(s *migratedSite, d *apacheconf.Directive, dir string
 		switch {
 		case sec.kind == "directory" && strings.EqualFold(inner.Name, "Files") && inner.IsSection():
 			m.section(s, inner, sec.path)
+		case sec.kind == "location" && strings.EqualFold(inner.Name, "SetHandler") && len(inner.Args) == 1 &&
+			strings.EqualFold(inner.Args[0], "server-status"):
+			// mod_status's page becomes caddy-wsgi's, with the
+			// section's access rules.
+			sec.status = true
 		case !m.scopeDirective(s, &sec.props, inner):
 			m.untranslated(s, inner)
 		}
@@ -745,6 +769,9 @@ func (m *migration) writeSite(w *caddyfileWriter, s *migratedSite, props map[*mi
 		w.line(1, append([]string{"bind"}, w.tokens(slices.Compact(binds))...)...)
 	}
 	m.writeTLS(w, s)
+	if s.deflate {
+		w.line(1, "encode", "gzip")
+	}
 	if s.base.limitBody != "" {
 		w.line(1, "request_body", "{")
 		w.line(2, "max_size", w.token(s.base.limitBody))
@@ -764,6 +791,11 @@ func (m *migration) writeSite(w *caddyfileWriter, s *migratedSite, props map[*mi
 	}
 	rootApp := slices.ContainsFunc(s.scripts, func(sc *migratedScript) bool { return strings.TrimRight(sc.mount, "/") == "" })
 	m.writeAccess(w, s, rootApp)
+	for _, sec := range s.sections {
+		if sec.status {
+			w.line(1, "wsgi_status", w.token(strings.TrimRight(sec.path, "/")))
+		}
+	}
 	for _, sc := range s.scripts {
 		m.writeScript(w, sc, props[sc])
 	}

@@ -169,6 +169,10 @@ var migrateCases = []migrateCase{{
 		{host: "access.example", path: "/admin/public/page", status: 200},
 		{host: "access.example", path: "/status", status: 200},
 		{host: "access.example", path: "/closed/x", status: 403},
+		{host: "access.example", path: "/server-status", status: 200},
+	},
+	differences: []migrateDifference{
+		{8, 200, "SetHandler server-status becomes caddy-wsgi's status page (wsgi_status), not mod_status's"},
 	},
 }, {
 	name: "include",
@@ -559,7 +563,7 @@ func issue(t *testing.T, template, parent *x509.Certificate, parentKey *ecdsa.Pr
 // a2enmod would for these sites.
 var apacheModules = []string{
 	"mpm_event", "authz_core", "authz_host", "authn_core", "authn_file", "authz_user", "auth_basic",
-	"alias", "mime", "dir", "rewrite", "headers", "socache_shmcb", "ssl", "wsgi",
+	"alias", "mime", "dir", "rewrite", "headers", "socache_shmcb", "ssl", "wsgi", "status", "filter", "deflate",
 }
 
 // startApache runs Apache with mod_wsgi on dir's apache.conf, included by a
