@@ -79,6 +79,8 @@ type migratedSite struct {
 	redirs   [][]string // Caddyfile lines, two a redirect
 	comments []string
 	deflate  bool // AddOutputFilterByType DEFLATE: Caddy's encode
+	// path_regexp patterns of the files a <FilesMatch> denies to all.
+	deniedFiles []string
 }
 
 // A migratedScript is a WSGIScriptAlias.
@@ -196,6 +198,7 @@ func (m *migration) migrate(files []string) (string, error) {
 		s.base = main.base.merge(s.base)
 		s.redirs = append(s.redirs, main.redirs...)
 		s.deflate = s.deflate || main.deflate
+		s.deniedFiles = append(s.deniedFiles, main.deniedFiles...)
 		m.sites = append(m.sites, s)
 	}
 	m.checkAccess(main, &main.base)
@@ -347,6 +350,8 @@ func (m *migration) siteDirective(s *migratedSite, d *apacheconf.Directive) {
 		}
 		// Caddy's encode compresses its own list of compressible types.
 		s.deflate = true
+	case "filesmatch":
+		m.filesMatch(s, d)
 	case "location", "directory", "files":
 		if !d.IsSection() {
 			m.problem(s, d, "is a section")
@@ -814,6 +819,43 @@ func (m *migration) writeSite(w *caddyfileWriter, s *migratedSite, props map[*mi
 	w.line(0, "}")
 }
 
+// filesMatch translates a <FilesMatch> that denies its files to everyone,
+// as Debian's does for .htaccess and .htpasswd: their URL paths get a 403.
+func (m *migration) filesMatch(s *migratedSite, d *apacheconf.Directive) {
+	denied := len(d.Args) == 1 && len(d.Block) > 0
+	for _, inner := range d.Block {
+		denied = denied && strings.EqualFold(inner.Text, "Require all denied")
+	}
+	pattern, ok := "", false
+	if denied {
+		pattern, ok = fileNamePattern(d.Args[0])
+	}
+	if !ok {
+		m.problem(s, d, "only a <FilesMatch> on file names that holds Require all denied alone is translated")
+		return
+	}
+	s.deniedFiles = append(s.deniedFiles, pattern)
+}
+
+// fileNamePattern is a path_regexp pattern for the URL paths whose last
+// segment a FilesMatch regular expression, which Apache matches against a
+// file's name, matches.
+func fileNamePattern(re string) (string, bool) {
+	if strings.Contains(re, "/") {
+		return "", false
+	}
+	prefix, suffix := "/[^/]*", "[^/]*$"
+	if rest, ok := strings.CutPrefix(re, "^"); ok {
+		prefix, re = "/", rest
+	}
+	if rest, ok := strings.CutSuffix(re, "$"); ok && !strings.HasSuffix(rest, `\`) {
+		suffix, re = "$", rest
+	}
+	pattern := prefix + "(?:" + re + ")" + suffix
+	_, err := regexp.Compile(pattern)
+	return pattern, err == nil
+}
+
 // accessTarget is what serves the URL paths under url from file: an
 // application, an alias, the DocumentRoot, or a Directory inside one of
 // theirs.
@@ -862,6 +904,12 @@ func (m *migration) writeAccess(w *caddyfileWriter, s *migratedSite, rootApp boo
 			w.line(2, append([]string{"not", "remote_ip"}, a.ips...)...)
 		}
 		w.line(1, "}")
+		w.line(1, "respond", name, "403")
+	}
+	for _, pattern := range s.deniedFiles {
+		name := "@access" + strconv.Itoa(rules)
+		rules++
+		w.line(1, name, "path_regexp", w.token(pattern))
 		w.line(1, "respond", name, "403")
 	}
 	for _, t := range targets {

@@ -163,6 +163,7 @@ var migrateCases = []migrateCase{{
 	requests: []migrateRequest{
 		{host: "access.example", path: "/", status: 200},
 		{host: "access.example", path: "/static/site.css", status: 200},
+		{host: "access.example", path: "/static/.htpasswd", status: 403},
 		{host: "access.example", path: "/private/notes.txt", status: 403},
 		{host: "access.example", path: "/admin", status: 403},
 		{host: "access.example", path: "/admin/users", status: 403},
@@ -172,7 +173,7 @@ var migrateCases = []migrateCase{{
 		{host: "access.example", path: "/server-status", status: 200},
 	},
 	differences: []migrateDifference{
-		{8, 200, "SetHandler server-status becomes caddy-wsgi's status page (wsgi_status), not mod_status's"},
+		{9, 200, "SetHandler server-status becomes caddy-wsgi's status page (wsgi_status), not mod_status's"},
 	},
 }, {
 	name: "include",
