@@ -63,30 +63,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	fp := framePool.Get().(*[]byte)
 	defer framePool.Put(fp)
-	frames := protocol.AppendRequestHeader((*fp)[:0], 0, h.appIndex, 0)
-	frames, err := h.appendEnviron(frames, r, scriptName, pathInfo, contentLength)
-	if err != nil {
+	var enc protocol.RequestEncoder
+	enc.Begin(*fp, h.appIndex)
+	h.encodeEnviron(&enc, r, scriptName, pathInfo, contentLength)
+	var flags uint8
+	if body == nil {
+		flags = protocol.FlagNoBody
+	}
+	if err := enc.End(flags); err != nil {
+		if errors.Is(err, protocol.ErrRequestTooLarge) {
+			return caddyhttp.Error(http.StatusRequestHeaderFieldsTooLarge, err)
+		}
 		return caddyhttp.Error(http.StatusBadRequest, err)
 	}
-	if n := len(frames) - protocol.HeaderSize; n <= protocol.MaxPayload {
-		putLength(frames, n)
-	} else {
-		return caddyhttp.Error(http.StatusRequestHeaderFieldsTooLarge, fmt.Errorf("request head of %d bytes exceeds %d", n, protocol.MaxPayload))
+	if body != nil {
+		enc.Body(body, rest)
 	}
-	if body == nil {
-		frames[1] = protocol.FlagNoBody
-	} else {
-		for len(body) > protocol.BodyChunk {
-			frames = protocol.AppendFrame(frames, protocol.Body, 0, body[:protocol.BodyChunk])
-			body = body[protocol.BodyChunk:]
-		}
-		frames = protocol.AppendFrame(frames, protocol.Body, 0, body)
-		end := protocol.BodyEnd
-		if rest {
-			end = protocol.BodyPause
-		}
-		frames = protocol.AppendHeader(frames, end, 0, 0)
-	}
+	frames := enc.Bytes()
 	*fp = frames
 
 	asked := time.Now()
@@ -132,11 +125,6 @@ func clientGone(w http.ResponseWriter) {
 
 func hasBody(r *http.Request) bool {
 	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
-}
-
-// putLength writes a frame's payload length into the header at frames[0:8].
-func putLength(frames []byte, n int) {
-	frames[4], frames[5], frames[6], frames[7] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
 }
 
 // readFirstWindow reads the first window of the body into buf: all of it if
@@ -611,7 +599,7 @@ func (e *exchange) cancel() error {
 	return nil
 }
 
-var cancelFrame = protocol.AppendHeader(nil, protocol.Cancel, 0, 0)
+var cancelFrame = protocol.AppendCancel(nil)
 
 // drain reads the worker's frames to the end of a cancelled exchange, so that
 // the connection stays in step and serves the next request. It logs what the

@@ -7,22 +7,13 @@ import (
 )
 
 // AppendPair appends one environ entry to a REQUEST payload: key NUL value NUL.
-// Neither may contain NUL; EnvironPairs checks that for a whole payload at once.
+// Neither may contain NUL; RequestEncoder.End checks that for a whole payload
+// at once.
 func AppendPair(dst []byte, key, value string) []byte {
 	dst = append(dst, key...)
 	dst = append(dst, 0)
 	dst = append(dst, value...)
 	return append(dst, 0)
-}
-
-// CheckPairs verifies that a REQUEST payload holds exactly pairs entries, which
-// fails if any key or value contained a NUL byte. One count over the whole
-// payload is much cheaper than a check per value.
-func CheckPairs(payload []byte, pairs int) error {
-	if n := bytes.Count(payload, []byte{0}); n != 2*pairs {
-		return fmt.Errorf("a request field contains a NUL byte")
-	}
-	return nil
 }
 
 // ParsePairs decodes a NUL-terminated key/value list (the REQUEST and HELLO
