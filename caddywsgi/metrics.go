@@ -86,9 +86,9 @@ func (f *accessFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 func (e *exchange) sentStatus(err error) int {
 	var he caddyhttp.HandlerError
 	switch {
-	case e.wroteHeader:
+	case e.head == headSent:
 		return e.status
-	case e.clientGone:
+	case e.sink == sinkClientGone:
 		return 499
 	case errors.As(err, &he) && he.StatusCode != 0:
 		return he.StatusCode

@@ -98,7 +98,7 @@ func (e *exchange) shutdownCut() error {
 	e.outcome = pool.OutOfStep
 	e.log(zapcore.ErrorLevel, "the server is shutting down and the request ran past graceful_timeout; breaking it off and recycling the worker process",
 		zap.Duration("graceful_timeout", e.h.flight.graceful))
-	if e.wroteHeader {
+	if e.head == headSent {
 		e.abort()
 	}
 	clear(e.w.Header())
