@@ -9,6 +9,7 @@ import (
 	"net/textproto"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -369,26 +370,36 @@ func (e *exchange) relay() error {
 // bytes, so that a file response can still get a Content-Length.
 func (e *exchange) setHead(p []byte) error {
 	header := e.w.Header()
-	status, err := protocol.ParseResponseHead(p, func(name, value []byte) error {
-		if !httpguts.ValidHeaderFieldName(string(name)) {
+	// Two allocations whatever the number of headers: the payload as one
+	// string, whose parts are the names and values, and the values' slices,
+	// cut from one array with no room to grow into each other.
+	head := string(p)
+	values := make([]string, 0, strings.Count(head, "\x00")/2)
+	status, err := protocol.ParseResponseHead(head, func(name, value string) error {
+		if !httpguts.ValidHeaderFieldName(name) {
 			return fmt.Errorf("invalid response header name %q", name)
 		}
-		if !httpguts.ValidHeaderFieldValue(string(value)) {
+		if !httpguts.ValidHeaderFieldValue(value) {
 			return fmt.Errorf("invalid value for response header %q: %q", name, value)
 		}
-		key := textproto.CanonicalMIMEHeaderKey(string(name))
+		key := textproto.CanonicalMIMEHeaderKey(name)
 		switch key {
 		case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Trailer", "Te":
 			// Hop-by-hop: PEP 3333 forbids them and they are Caddy's business.
 			return nil
 		case "Content-Length":
-			n, err := strconv.ParseInt(string(value), 10, 64)
+			n, err := strconv.ParseInt(value, 10, 64)
 			if err != nil || n < 0 {
 				return fmt.Errorf("invalid Content-Length %q", value)
 			}
 			e.declared = n
 		}
-		header[key] = append(header[key], string(value))
+		if vs, ok := header[key]; ok {
+			header[key] = append(vs, value)
+			return nil
+		}
+		values = append(values, value)
+		header[key] = values[len(values)-1 : len(values) : len(values)]
 		return nil
 	})
 	if err != nil {

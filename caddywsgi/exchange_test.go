@@ -2,6 +2,7 @@ package caddywsgi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -227,30 +228,35 @@ func TestFakeWorkerUnencodableRequests(t *testing.T) {
 }
 
 // BenchmarkExchangeHello is one hello-world request through the handler,
-// from its request encoding to the end of the response, metrics and access
-// log fields included, with a fake worker that answers with prepared bytes:
-// the handler's own cost, without the pool's dispatch (see pool's
-// BenchmarkHelloRoundTrip) or net/http. Each request gets what Caddy's
-// server gives it (a context with a replacer, variables and extra log
-// fields), which costs 3 of the allocations per op.
+// from its request encoding to the end of the response, metrics included,
+// with a fake worker that answers with prepared bytes: the handler's own
+// cost, without the pool's dispatch (see pool's BenchmarkHelloRoundTrip) or
+// net/http. Each request gets what Caddy's server gives it (a context with
+// a replacer, variables and extra log fields), which costs 3 of the
+// allocations per op; with an access log, the handler adds its wsgi_*
+// fields to it.
 func BenchmarkExchangeHello(b *testing.B) {
-	w := newFakeWorker(b, func(x *fakeExchange) { x.out = append(x.out, helloResponse...) })
-	r := httptest.NewRequest("GET", "http://localhost:8080/", nil)
-	r.Header.Set("User-Agent", "wrk")
-	r.Header.Set("Accept", "*/*")
-	base, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	base = context.WithValue(base, caddy.ReplacerCtxKey, caddy.NewReplacer())
-	base = context.WithValue(base, caddyhttp.VarsCtxKey, map[string]any{caddyhttp.ClientIPVarKey: "192.0.2.1"})
-	rec := newRecorder()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		rec.reset()
-		req := r.WithContext(context.WithValue(base, caddyhttp.ExtraLogFieldsCtxKey, new(caddyhttp.ExtraLogFields)))
-		if err := w.h.serve(rec, req, "", "/", w.acquire); err != nil || rec.status != 200 {
-			b.Fatal(rec.status, err)
-		}
-		<-w.outcomes
+	for _, accessLog := range []bool{false, true} {
+		b.Run(fmt.Sprintf("access_log=%v", accessLog), func(b *testing.B) {
+			w := newFakeWorker(b, func(x *fakeExchange) { x.out = append(x.out, helloResponse...) })
+			w.h.accessLog = accessLog
+			r := httptest.NewRequest("GET", "http://localhost:8080/", nil)
+			r.Header.Set("User-Agent", "wrk")
+			r.Header.Set("Accept", "*/*")
+			base, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			base = context.WithValue(base, caddy.ReplacerCtxKey, caddy.NewReplacer())
+			base = context.WithValue(base, caddyhttp.VarsCtxKey, map[string]any{caddyhttp.ClientIPVarKey: "192.0.2.1"})
+			rec := newRecorder()
+			b.ReportAllocs()
+			for b.Loop() {
+				rec.reset()
+				req := r.WithContext(context.WithValue(base, caddyhttp.ExtraLogFieldsCtxKey, new(caddyhttp.ExtraLogFields)))
+				if err := w.h.serve(rec, req, "", "/", w.acquire); err != nil || rec.status != 200 {
+					b.Fatal(rec.status, err)
+				}
+				<-w.outcomes
+			}
+		})
 	}
 }

@@ -90,7 +90,7 @@ func decodeAll(t *testing.T, data []byte, chunk int) ([]byte, error) {
 // checkPayload runs every payload parser on p and checks what they accept.
 func checkPayload(t *testing.T, p []byte) {
 	var head []byte
-	status, err := ParseResponseHead(p, func(name, value []byte) error {
+	status, err := ParseResponseHead(string(p), func(name, value string) error {
 		head = append(append(append(append(head, 0), name...), 0), value...)
 		return nil
 	})

@@ -271,8 +271,8 @@ func checkFrame(t *testing.T, got Frame, f vectorFrame) {
 		}
 	case ResponseHead:
 		var headers [][2]string
-		status, err := ParseResponseHead(got.Payload, func(name, value []byte) error {
-			headers = append(headers, [2]string{string(name), string(value)})
+		status, err := ParseResponseHead(string(got.Payload), func(name, value string) error {
+			headers = append(headers, [2]string{name, value})
 			return nil
 		})
 		if err != nil {
@@ -465,8 +465,8 @@ func TestHeadCases(t *testing.T) {
 	for _, c := range vf.HeadCases {
 		p := unhex(t, c.PayloadHex)
 		var headers [][2]string
-		status, err := ParseResponseHead(p, func(name, value []byte) error {
-			headers = append(headers, [2]string{string(name), string(value)})
+		status, err := ParseResponseHead(string(p), func(name, value string) error {
+			headers = append(headers, [2]string{name, value})
 			return nil
 		})
 		if c.Error {
@@ -485,7 +485,7 @@ func TestHeadCases(t *testing.T) {
 func TestParseResponseHeadCallbackError(t *testing.T) {
 	stop := errors.New("stop")
 	calls := 0
-	_, err := ParseResponseHead([]byte("200 OK\x00A\x00a\x00B\x00b"), func(name, value []byte) error {
+	_, err := ParseResponseHead("200 OK\x00A\x00a\x00B\x00b", func(name, value string) error {
 		calls++
 		return stop
 	})
