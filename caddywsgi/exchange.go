@@ -119,10 +119,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, scriptName, path
 	defer func() { ex.served(run, handed.Sub(asked), handed, err) }()
 	defer ex.release()
 	if h.requestTimeout > 0 {
-		ex.deadline = time.Now().Add(h.requestTimeout)
+		ex.deadline = handed.Add(h.requestTimeout)
 		c.SetDeadline(ex.deadline)
 	}
-	ex.watch()
+	ex.watch(handed)
 	err = ex.relay()
 	return err
 }
@@ -262,9 +262,10 @@ func (e *exchange) stopStreamer() {
 // HTTP/1.1's background read saw the connection close, HTTP/2 or HTTP/3
 // reset the stream) wake relay even while it waits for a worker that sends
 // nothing, such as a long poll: the read deadline moves to the past. No
-// goroutine runs until then. The server's shutdown wakes it too (inflight).
-func (e *exchange) watch() {
-	e.h.flight.add(e)
+// goroutine runs until then. The server's shutdown wakes it too (inflight),
+// which records that the exchange began at began.
+func (e *exchange) watch(began time.Time) {
+	e.h.flight.add(e, began)
 	e.stopWatch = context.AfterFunc(e.r.Context(), func() {
 		e.watchMu.Lock()
 		defer e.watchMu.Unlock()

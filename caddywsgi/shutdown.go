@@ -48,16 +48,16 @@ func (f *inflight) serverShutdown() {
 	})
 }
 
-// add tracks an exchange that begins; one that begins after the cut is cut
-// at once.
-func (f *inflight) add(e *exchange) {
+// add tracks an exchange that began at began; one that begins after the cut
+// is cut at once.
+func (f *inflight) add(e *exchange, began time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.cut {
 		e.cutOff()
 		return
 	}
-	f.exchanges[e] = time.Now()
+	f.exchanges[e] = began
 }
 
 // remove stops tracking an exchange before its connection goes back to the
