@@ -114,6 +114,9 @@ func TestFakeWorkerViolations(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			w := newFakeWorker(t, c.app)
+			// A violation that goes unnoticed fails the test at once, not
+			// when it times out.
+			w.h.requestTimeout = 5 * time.Second
 			rec, err, aborted := w.do(httptest.NewRequest("GET", "/", nil))
 			if c.status == 0 {
 				if !aborted || rec.status != 200 {
