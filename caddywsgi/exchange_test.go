@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,9 +28,11 @@ var helloResponse = func() []byte {
 }()
 
 func TestFakeWorkerHello(t *testing.T) {
-	var environ map[string]string
+	// From the worker's goroutine, which the race detector does not know
+	// the socket orders.
+	environs := make(chan map[string]string, 1)
 	w := newFakeWorker(t, func(x *fakeExchange) {
-		environ = x.environ()
+		environs <- x.environ()
 		x.out = append(x.out, helloResponse...)
 	})
 	r := httptest.NewRequest("GET", "http://localhost:8080/a%20b?q=1", nil)
@@ -42,6 +45,7 @@ func TestFakeWorkerHello(t *testing.T) {
 	if got := rec.header.Get("Content-Type"); got != "text/plain" {
 		t.Errorf("Content-Type %q", got)
 	}
+	environ := <-environs
 	for k, v := range map[string]string{"REQUEST_METHOD": "GET", "PATH_INFO": "/a b", "QUERY_STRING": "q=1",
 		"SERVER_PORT": "8080", "HTTP_X_FORWARDED_FOR": "a, b"} {
 		if environ[k] != v {
@@ -133,6 +137,51 @@ func TestFakeWorkerViolations(t *testing.T) {
 				t.Fatalf("logs %v, want the failure with %q", w.logs.All(), c.log)
 			}
 		})
+	}
+}
+
+// TestFakeWorkerBody: a body over the first window is paused, and streamed
+// on the worker's BODY_MORE; asking for more once it has ended breaks the
+// protocol.
+func TestFakeWorkerBody(t *testing.T) {
+	body := strings.Repeat("b", protocol.BodyChunk+1000)
+	w := newFakeWorker(t, func(x *fakeExchange) {
+		if string(x.body) == "a=1" {
+			return // the second request: it never gets here
+		}
+		got := string(x.body)
+		if len(got) != protocol.BodyChunk || !x.paused {
+			t.Errorf("first window of %d bytes, paused %v", len(got), x.paused)
+		}
+		x.frame(protocol.BodyMore, 0, protocol.AppendUint32(nil, 1<<20))
+		for f := x.next(); f.Type != protocol.BodyEnd; f = x.next() {
+			if f.Type != protocol.Body {
+				t.Errorf("%s in the body", f.Type)
+				return
+			}
+			got += string(f.Payload)
+		}
+		x.head("200 OK")
+		x.frame(protocol.ResponseBody, 0, []byte(strconv.Itoa(len(got))))
+		x.frame(protocol.ResponseEnd, 0, nil)
+		// The body has ended: asking for more is a violation.
+		x.frame(protocol.BodyMore, 0, protocol.AppendUint32(nil, 10))
+	})
+	w.h.requestTimeout = 5 * time.Second
+	rec, err, _ := w.do(httptest.NewRequest("POST", "/", strings.NewReader(body)))
+	if err != nil || string(rec.body) != strconv.Itoa(len(body)) {
+		t.Fatalf("got %q, %v; want the body's length", rec.body, err)
+	}
+	if o := w.outcome(); o != pool.Reusable {
+		t.Fatalf("outcome %d, want Reusable", o)
+	}
+	// The stray BODY_MORE is now what the next exchange reads first.
+	_, err, _ = w.do(httptest.NewRequest("POST", "/", strings.NewReader("a=1")))
+	if status(err) != http.StatusBadGateway || !strings.Contains(err.Error(), "BODY_MORE while no request body is paused") {
+		t.Fatalf("got %v, want a 502 for BODY_MORE after the body", err)
+	}
+	if o := w.outcome(); o != pool.OutOfStep {
+		t.Fatalf("outcome %d, want OutOfStep", o)
 	}
 }
 
