@@ -186,7 +186,7 @@ func (a *App) Stop() error {
 }
 
 // acquire writes a REQUEST frame for the handler's application to a worker
-// thread, and returns the run whose pool it belongs to. Caddy's HTTP server
+// thread, and returns the run and the pool it belongs to. Caddy's HTTP server
 // of a new config takes requests as soon as it starts, maybe before the
 // wsgi app has started the config's pools, and its old server goes on
 // taking them while the old config's apps stop, in no fixed order: until
@@ -194,14 +194,14 @@ func (a *App) Stop() error {
 // to the pool that the config Caddy is running (old or new) has for the
 // same group, so that a config reload, or one whose application does not
 // load, costs no request.
-func (h *Handler) acquire(ctx context.Context, frames []byte) (*groupRun, *pool.Conn, error) {
+func (h *Handler) acquire(ctx context.Context, frames []byte) (*groupRun, releaser, *pool.Conn, error) {
 	run := h.run
 	select {
 	case <-run.ready:
 		if run.pool != nil {
 			c, err := run.pool.Acquire(ctx, frames)
 			if !errors.Is(err, pool.ErrClosed) {
-				return run, c, err
+				return run, run.pool, c, err
 			}
 		}
 	default:
@@ -217,16 +217,16 @@ func (h *Handler) acquire(ctx context.Context, frames []byte) (*groupRun, *pool.
 		protocol.SetRequestApp(frames, app)
 		c, err := o.pool.Acquire(ctx, frames)
 		if !errors.Is(err, pool.ErrClosed) {
-			return o, c, err
+			return o, o.pool, c, err
 		}
 	}
 	p, err := run.waitPool(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	protocol.SetRequestApp(frames, h.appIndex)
 	c, err := p.Acquire(ctx, frames)
-	return run, c, err
+	return run, p, c, err
 }
 
 // waitPool returns the group's pool once the app has started it: Caddy may

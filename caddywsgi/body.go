@@ -64,23 +64,20 @@ func (s *bodyStreamer) grant(c *pool.Conn, body io.Reader, want int, buf []byte)
 	for sent := 0; sent < want; {
 		n, readErr := body.Read(buf[protocol.HeaderSize : protocol.HeaderSize+min(protocol.BodyChunk, want-sent)])
 		if n > 0 {
-			protocol.AppendHeader(buf[:0], protocol.Body, 0, n)
-			if _, err := c.Write(buf[:protocol.HeaderSize+n]); err != nil {
+			if _, err := c.Write(protocol.BodyFrame(buf, n)); err != nil {
 				return true, err
 			}
 			sent += n
 		}
 		if readErr != nil {
-			var flags uint8
 			if readErr != io.EOF {
 				s.err = readErr
-				flags = protocol.FlagTruncated
 			}
-			_, err := c.Write(protocol.AppendHeader(buf[:0], protocol.BodyEnd, flags, 0))
+			_, err := c.Write(protocol.AppendBodyEnd(buf[:0], readErr != io.EOF))
 			return true, err
 		}
 	}
-	_, err = c.Write(protocol.AppendHeader(buf[:0], protocol.BodyPause, 0, 0))
+	_, err = c.Write(protocol.AppendBodyPause(buf[:0]))
 	return false, err
 }
 

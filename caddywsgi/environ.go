@@ -15,35 +15,23 @@ import (
 	"github.com/caddy-wsgi/caddy-wsgi/protocol"
 )
 
-// environ builds a REQUEST payload: the CGI variables of one request as
-// mod_wsgi sets them. The worker adds the keys that never change.
-type environ struct {
-	b     []byte
-	pairs int
-}
+// encodeEnviron adds r's environ to a REQUEST: the CGI variables of the
+// request as mod_wsgi sets them, with the SCRIPT_NAME and PATH_INFO
+// splitPath gave; the worker adds the keys that never change. contentLength
+// is the body's length, or -1 if it is not known yet.
+func (h *Handler) encodeEnviron(e *protocol.RequestEncoder, r *http.Request, scriptName, pathInfo string, contentLength int64) {
+	e.Pair("REQUEST_METHOD", r.Method)
 
-func (e *environ) add(key, value string) {
-	e.b = protocol.AppendPair(e.b, key, value)
-	e.pairs++
-}
-
-// appendEnviron encodes r's environ, with the SCRIPT_NAME and PATH_INFO
-// splitPath gave. contentLength is the body's length, or -1 if it is not
-// known yet.
-func (h *Handler) appendEnviron(b []byte, r *http.Request, scriptName, pathInfo string, contentLength int64) ([]byte, error) {
-	e := environ{b: b}
-	e.add("REQUEST_METHOD", r.Method)
-
-	e.add("SCRIPT_NAME", scriptName)
-	e.add("PATH_INFO", pathInfo)
-	e.add("QUERY_STRING", r.URL.RawQuery)
+	e.Pair("SCRIPT_NAME", scriptName)
+	e.Pair("PATH_INFO", pathInfo)
+	e.Pair("QUERY_STRING", r.URL.RawQuery)
 	requestURI := r.RequestURI
 	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok {
 		requestURI = orig.RequestURI
 	}
-	e.add("REQUEST_URI", requestURI)
+	e.Pair("REQUEST_URI", requestURI)
 	if contentLength >= 0 {
-		e.add("CONTENT_LENGTH", strconv.FormatInt(contentLength, 10))
+		e.Pair("CONTENT_LENGTH", strconv.FormatInt(contentLength, 10))
 	}
 
 	host, port := splitHost(r.Host)
@@ -56,9 +44,9 @@ func (h *Handler) appendEnviron(b []byte, r *http.Request, scriptName, pathInfo 
 			}
 		}
 	}
-	e.add("SERVER_NAME", host)
-	e.add("SERVER_PORT", port)
-	e.add("SERVER_PROTOCOL", r.Proto)
+	e.Pair("SERVER_NAME", host)
+	e.Pair("SERVER_PORT", port)
+	e.Pair("SERVER_PROTOCOL", r.Proto)
 
 	remoteAddr, remotePort, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -69,50 +57,46 @@ func (h *Handler) appendEnviron(b []byte, r *http.Request, scriptName, pathInfo 
 	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
 		remoteAddr = ip
 	}
-	e.add("REMOTE_ADDR", remoteAddr)
-	e.add("REMOTE_PORT", remotePort)
+	e.Pair("REMOTE_ADDR", remoteAddr)
+	e.Pair("REMOTE_PORT", remotePort)
 	if r.TLS != nil {
-		e.add("HTTPS", "on")
-		e.add("wsgi.url_scheme", "https")
-		e.addTLS(r.TLS)
+		e.Pair("HTTPS", "on")
+		e.Pair("wsgi.url_scheme", "https")
+		addTLS(e, r.TLS)
 	} else {
-		e.add("wsgi.url_scheme", "http")
+		e.Pair("wsgi.url_scheme", "http")
 	}
 
 	if r.Host != "" {
-		e.add("HTTP_HOST", r.Host)
+		e.Pair("HTTP_HOST", r.Host)
 	}
 	for name, values := range r.Header {
 		if name == "Authorization" && !h.PassAuthorization {
 			continue
 		}
-		e.addHeader(name, values)
+		addHeader(e, name, values)
 	}
 	// The user Caddy authenticated (its authentication handler), as Apache
 	// sets REMOTE_USER for mod_wsgi.
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		if user, ok := repl.GetString("http.auth.user.id"); ok && user != "" {
-			e.add("REMOTE_USER", user)
+			e.Pair("REMOTE_USER", user)
 		}
 	}
-	if err := protocol.CheckPairs(e.b[len(b):], e.pairs); err != nil {
-		return b, err
-	}
-	return e.b, nil
 }
 
 // addTLS adds the variables Apache's mod_ssl sets with SSLOptions
 // +StdEnvVars +ExportCertData, by which applications behind mod_wsgi learn
 // about the connection and the client's certificate. Cipher names are
 // IANA's (TLS_AES_128_GCM_SHA256), not OpenSSL's.
-func (e *environ) addTLS(cs *tls.ConnectionState) {
-	e.add("SSL_PROTOCOL", strings.Replace(tls.VersionName(cs.Version), "TLS ", "TLSv", 1))
-	e.add("SSL_CIPHER", tls.CipherSuiteName(cs.CipherSuite))
+func addTLS(e *protocol.RequestEncoder, cs *tls.ConnectionState) {
+	e.Pair("SSL_PROTOCOL", strings.Replace(tls.VersionName(cs.Version), "TLS ", "TLSv", 1))
+	e.Pair("SSL_CIPHER", tls.CipherSuiteName(cs.CipherSuite))
 	if cs.ServerName != "" {
-		e.add("SSL_TLS_SNI", cs.ServerName)
+		e.Pair("SSL_TLS_SNI", cs.ServerName)
 	}
 	if len(cs.PeerCertificates) == 0 {
-		e.add("SSL_CLIENT_VERIFY", "NONE")
+		e.Pair("SSL_CLIENT_VERIFY", "NONE")
 		return
 	}
 	// Caddy's client_auth modes that do not verify accept any certificate:
@@ -122,21 +106,22 @@ func (e *environ) addTLS(cs *tls.ConnectionState) {
 		verify = "SUCCESS"
 	}
 	cert := cs.PeerCertificates[0]
-	e.add("SSL_CLIENT_VERIFY", verify)
-	e.add("SSL_CLIENT_S_DN", cert.Subject.String())
-	e.add("SSL_CLIENT_I_DN", cert.Issuer.String())
-	e.add("SSL_CLIENT_M_SERIAL", strings.ToUpper(cert.SerialNumber.Text(16)))
-	e.add("SSL_CLIENT_V_START", cert.NotBefore.UTC().Format("Jan _2 15:04:05 2006 GMT"))
-	e.add("SSL_CLIENT_V_END", cert.NotAfter.UTC().Format("Jan _2 15:04:05 2006 GMT"))
-	e.add("SSL_CLIENT_CERT", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})))
+	e.Pair("SSL_CLIENT_VERIFY", verify)
+	e.Pair("SSL_CLIENT_S_DN", cert.Subject.String())
+	e.Pair("SSL_CLIENT_I_DN", cert.Issuer.String())
+	e.Pair("SSL_CLIENT_M_SERIAL", strings.ToUpper(cert.SerialNumber.Text(16)))
+	e.Pair("SSL_CLIENT_V_START", cert.NotBefore.UTC().Format("Jan _2 15:04:05 2006 GMT"))
+	e.Pair("SSL_CLIENT_V_END", cert.NotAfter.UTC().Format("Jan _2 15:04:05 2006 GMT"))
+	e.Pair("SSL_CLIENT_CERT", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})))
 }
 
-// addHeader adds one request header as CGI does: HTTP_ followed by the name
-// in upper case with dashes as underscores, repeated values joined by ", ".
-func (e *environ) addHeader(name string, values []string) {
+// addHeader adds one request header as CGI does (see
+// protocol.RequestEncoder.Header), but those CGI leaves out or names
+// otherwise.
+func addHeader(e *protocol.RequestEncoder, name string, values []string) {
 	switch name {
 	case "Content-Type":
-		e.add("CONTENT_TYPE", strings.Join(values, ", "))
+		e.Pair("CONTENT_TYPE", strings.Join(values, ", "))
 		return
 	case "Content-Length":
 		// CONTENT_LENGTH comes from the body Caddy actually read.
@@ -152,26 +137,7 @@ func (e *environ) addHeader(name string, values []string) {
 	if strings.IndexByte(name, '_') >= 0 {
 		return
 	}
-	e.b = append(e.b, "HTTP_"...)
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c == '-':
-			c = '_'
-		case 'a' <= c && c <= 'z':
-			c -= 'a' - 'A'
-		}
-		e.b = append(e.b, c)
-	}
-	e.b = append(e.b, 0)
-	for i, v := range values {
-		if i > 0 {
-			e.b = append(e.b, ", "...)
-		}
-		e.b = append(e.b, v...)
-	}
-	e.b = append(e.b, 0)
-	e.pairs++
+	e.Header(name, values)
 }
 
 // splitPath divides a request path at the mount point into SCRIPT_NAME and

@@ -9,6 +9,7 @@ import (
 	"net/textproto"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -39,6 +40,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !ok {
 		return next.ServeHTTP(w, r)
 	}
+	return h.serve(w, r, scriptName, pathInfo, h.acquire)
+}
+
+// acquireFunc writes a request's frames to a worker thread and returns the
+// connection, with the group run it belongs to and what takes it back.
+type acquireFunc func(ctx context.Context, frames []byte) (*groupRun, releaser, *pool.Conn, error)
+
+// releaser takes a connection back when its exchange ends: its pool, or a
+// test's fake worker.
+type releaser interface {
+	Release(c *pool.Conn, outcome pool.Outcome)
+}
+
+// serve is ServeHTTP for a request under the mount point, with the worker
+// thread from acquire.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, scriptName, pathInfo string, acquire acquireFunc) error {
 	// Read the first window of the body before taking a worker thread, so a
 	// slow client uploading a form does not hold one.
 	var body []byte
@@ -63,34 +80,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	fp := framePool.Get().(*[]byte)
 	defer framePool.Put(fp)
-	frames := protocol.AppendRequestHeader((*fp)[:0], 0, h.appIndex, 0)
-	frames, err := h.appendEnviron(frames, r, scriptName, pathInfo, contentLength)
-	if err != nil {
+	var enc protocol.RequestEncoder
+	enc.Begin(*fp, h.appIndex)
+	h.encodeEnviron(&enc, r, scriptName, pathInfo, contentLength)
+	var flags uint8
+	if body == nil {
+		flags = protocol.FlagNoBody
+	}
+	if err := enc.End(flags); err != nil {
+		if errors.Is(err, protocol.ErrRequestTooLarge) {
+			return caddyhttp.Error(http.StatusRequestHeaderFieldsTooLarge, err)
+		}
 		return caddyhttp.Error(http.StatusBadRequest, err)
 	}
-	if n := len(frames) - protocol.HeaderSize; n <= protocol.MaxPayload {
-		putLength(frames, n)
-	} else {
-		return caddyhttp.Error(http.StatusRequestHeaderFieldsTooLarge, fmt.Errorf("request head of %d bytes exceeds %d", n, protocol.MaxPayload))
+	if body != nil {
+		enc.Body(body, rest)
 	}
-	if body == nil {
-		frames[1] = protocol.FlagNoBody
-	} else {
-		for len(body) > protocol.BodyChunk {
-			frames = protocol.AppendFrame(frames, protocol.Body, 0, body[:protocol.BodyChunk])
-			body = body[protocol.BodyChunk:]
-		}
-		frames = protocol.AppendFrame(frames, protocol.Body, 0, body)
-		end := protocol.BodyEnd
-		if rest {
-			end = protocol.BodyPause
-		}
-		frames = protocol.AppendHeader(frames, end, 0, 0)
-	}
+	frames := enc.Bytes()
 	*fp = frames
 
 	asked := time.Now()
-	run, c, err := h.acquire(r.Context(), frames)
+	run, rel, c, err := acquire(r.Context(), frames)
 	handed := time.Now()
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
@@ -102,14 +112,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		w.Header().Set("Retry-After", "1")
 		return caddyhttp.Error(http.StatusServiceUnavailable, err)
 	}
-	ex := &exchange{h: h, pool: run.pool, w: w, r: r, c: c, declared: -1, bodyRest: rest}
+	ex := &exchange{h: h, pool: rel, w: w, r: r, c: c, declared: -1, bodyRest: rest}
 	// Deferred, to account for a response broken off by a panic too, and
 	// before release so that it runs after it: the worker's thread goes back
 	// to the pool first.
 	defer func() { ex.served(run, handed.Sub(asked), handed, err) }()
 	defer ex.release()
 	if h.requestTimeout > 0 {
-		ex.deadline = time.Now().Add(h.requestTimeout)
+		ex.deadline = handed.Add(h.requestTimeout)
 		c.SetDeadline(ex.deadline)
 	}
 	ex.watch(handed)
@@ -132,11 +142,6 @@ func clientGone(w http.ResponseWriter) {
 
 func hasBody(r *http.Request) bool {
 	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
-}
-
-// putLength writes a frame's payload length into the header at frames[0:8].
-func putLength(frames []byte, n int) {
-	frames[4], frames[5], frames[6], frames[7] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
 }
 
 // readFirstWindow reads the first window of the body into buf: all of it if
@@ -172,26 +177,23 @@ func readFirstWindow(r *http.Request, buf []byte) (body []byte, rest bool, err e
 // exchange relays one response from a worker to the client.
 type exchange struct {
 	h    *Handler
-	pool *pool.Pool
+	pool releaser
 	w    http.ResponseWriter
 	r    *http.Request
 	c    *pool.Conn
 
-	status      int
-	headSeen    bool
-	wroteHeader bool
-	written     int64
-	declared    int64 // Content-Length the application set, or -1
-	headErr     error // the application's head was invalid: answer 500
-	clientGone  bool  // stop writing, and cancel the exchange
-	truncated   bool  // the application wrote more than its Content-Length
-	shortFile   bool
-	unflushed   bool // body bytes written since the last flush
-	released    bool // the connection is back in the pool, or drain's
-	rc          *http.ResponseController
-	outcome     pool.Outcome // how the exchange ended, for pool.Release
-	deadline    time.Time    // request_timeout's, or zero
-	cut         atomic.Bool  // the server's shutdown broke the exchange off
+	head      headState
+	sink      sinkState
+	unflushed bool // body bytes written since the last flush
+	released  bool // the connection is back in the pool, or drain's
+	status    int
+	headErr   error // why the head is headInvalid
+	written   int64
+	declared  int64 // Content-Length the application set, or -1
+	rc        *http.ResponseController
+	outcome   pool.Outcome // how the exchange ended, for pool.Release
+	deadline  time.Time    // request_timeout's, or zero
+	cut       atomic.Bool  // the server's shutdown broke the exchange off
 
 	bodyRest bool          // the body goes on past the first window
 	streamer *bodyStreamer // sends the rest, once the worker asks for it
@@ -202,6 +204,26 @@ type exchange struct {
 	watchMu   sync.Mutex
 	unwatched bool
 }
+
+// headState is where the response's head is.
+type headState uint8
+
+const (
+	headAwaited headState = iota // no RESPONSE_HEAD yet
+	headHeld                     // stored, to go with the first body bytes: a file response may still get a Content-Length
+	headInvalid                  // the application's head was invalid (headErr): the answer is a 500
+	headSent                     // written to the client
+)
+
+// sinkState is whether the worker's body bytes still go to the client.
+type sinkState uint8
+
+const (
+	sinkOpen       sinkState = iota
+	sinkOverLength           // the application wrote past its Content-Length: the rest is dropped
+	sinkShortFile            // a file ended before its length: the rest is dropped and the response broken off
+	sinkClientGone           // the client is gone: nothing more is written, and the worker is told (cancel)
+)
 
 // release returns the connection to the pool, once the body streamer is done
 // with it.
@@ -240,11 +262,12 @@ func (e *exchange) stopStreamer() {
 // HTTP/1.1's background read saw the connection close, HTTP/2 or HTTP/3
 // reset the stream) wake relay even while it waits for a worker that sends
 // nothing, such as a long poll: the read deadline moves to the past. No
-// goroutine runs until then. The server's shutdown wakes it too (inflight).
-// handed is when the exchange got its worker thread.
-func (e *exchange) watch(handed time.Time) {
-	e.h.flight.add(e, handed)
-	e.c.Serving(pool.Request{Method: e.r.Method, URI: e.r.RequestURI, Began: handed})
+// goroutine runs until then. The server's shutdown wakes it too (inflight),
+// which records that the exchange began at began, as does the connection,
+// for a stack dump.
+func (e *exchange) watch(began time.Time) {
+	e.h.flight.add(e, began)
+	e.c.Serving(pool.Request{Method: e.r.Method, URI: e.r.RequestURI, Began: began})
 	e.stopWatch = context.AfterFunc(e.r.Context(), func() {
 		e.watchMu.Lock()
 		defer e.watchMu.Unlock()
@@ -277,7 +300,7 @@ func (e *exchange) relay() error {
 			if e.unflushed {
 				e.flush()
 			}
-			if e.clientGone {
+			if e.sink == sinkClientGone {
 				return e.cancel()
 			}
 		}
@@ -297,16 +320,16 @@ func (e *exchange) relay() error {
 		}
 		switch f.Type {
 		case protocol.ResponseHead:
-			if e.headSeen {
+			if e.head != headAwaited {
 				return e.workerFailed(fmt.Errorf("%w: a second RESPONSE_HEAD", protocol.ErrProtocol))
 			}
-			e.headSeen = true
-			e.headErr = e.setHead(f.Payload)
-			if e.headErr != nil {
+			e.head = headHeld
+			if e.headErr = e.setHead(f.Payload); e.headErr != nil {
+				e.head = headInvalid
 				e.log(zapcore.ErrorLevel, "invalid response head from the WSGI application", zap.Error(e.headErr))
 			}
 		case protocol.ResponseBody:
-			if !e.headSeen {
+			if e.head == headAwaited {
 				return e.workerFailed(fmt.Errorf("%w: RESPONSE_BODY before RESPONSE_HEAD", protocol.ErrProtocol))
 			}
 			e.write(f.Payload)
@@ -318,12 +341,12 @@ func (e *exchange) relay() error {
 				return e.workerFailed(err)
 			}
 		case protocol.ResponseEnd:
-			if !e.headSeen {
+			if e.head == headAwaited {
 				return e.workerFailed(fmt.Errorf("%w: RESPONSE_END before RESPONSE_HEAD", protocol.ErrProtocol))
 			}
 			return e.end(f.Flags&protocol.FlagAborted != 0)
 		case protocol.AppError:
-			if e.headSeen {
+			if e.head != headAwaited {
 				return e.workerFailed(fmt.Errorf("%w: APP_ERROR after RESPONSE_HEAD", protocol.ErrProtocol))
 			}
 			if err := e.bodyError(); err != nil {
@@ -350,26 +373,36 @@ func (e *exchange) relay() error {
 // bytes, so that a file response can still get a Content-Length.
 func (e *exchange) setHead(p []byte) error {
 	header := e.w.Header()
-	status, err := protocol.ParseResponseHead(p, func(name, value []byte) error {
-		if !httpguts.ValidHeaderFieldName(string(name)) {
+	// Two allocations whatever the number of headers: the payload as one
+	// string, whose parts are the names and values, and the values' slices,
+	// cut from one array with no room to grow into each other.
+	head := string(p)
+	values := make([]string, 0, strings.Count(head, "\x00")/2)
+	status, err := protocol.ParseResponseHead(head, func(name, value string) error {
+		if !httpguts.ValidHeaderFieldName(name) {
 			return fmt.Errorf("invalid response header name %q", name)
 		}
-		if !httpguts.ValidHeaderFieldValue(string(value)) {
+		if !httpguts.ValidHeaderFieldValue(value) {
 			return fmt.Errorf("invalid value for response header %q: %q", name, value)
 		}
-		key := textproto.CanonicalMIMEHeaderKey(string(name))
+		key := textproto.CanonicalMIMEHeaderKey(name)
 		switch key {
 		case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Trailer", "Te":
 			// Hop-by-hop: PEP 3333 forbids them and they are Caddy's business.
 			return nil
 		case "Content-Length":
-			n, err := strconv.ParseInt(string(value), 10, 64)
+			n, err := strconv.ParseInt(value, 10, 64)
 			if err != nil || n < 0 {
 				return fmt.Errorf("invalid Content-Length %q", value)
 			}
 			e.declared = n
 		}
-		header[key] = append(header[key], string(value))
+		if vs, ok := header[key]; ok {
+			header[key] = append(vs, value)
+			return nil
+		}
+		values = append(values, value)
+		header[key] = values[len(values)-1 : len(values) : len(values)]
 		return nil
 	})
 	if err != nil {
@@ -383,20 +416,20 @@ func (e *exchange) setHead(p []byte) error {
 }
 
 func (e *exchange) writeHeader() {
-	if !e.wroteHeader {
-		e.wroteHeader = true
+	if e.head != headSent {
+		e.head = headSent
 		e.w.WriteHeader(e.status)
 	}
 }
 
 func (e *exchange) write(p []byte) {
-	if e.headErr != nil || e.clientGone || e.truncated {
+	if e.head == headInvalid || e.sink != sinkOpen {
 		return
 	}
 	if e.declared >= 0 && e.written+int64(len(p)) > e.declared {
 		// Truncate to Content-Length, as mod_wsgi does.
 		p = p[:e.declared-e.written]
-		e.truncated = true
+		e.sink = sinkOverLength
 		e.log(zapcore.WarnLevel, "the WSGI application sent more than its Content-Length; the response was truncated",
 			zap.Int64("content_length", e.declared))
 	}
@@ -405,20 +438,20 @@ func (e *exchange) write(p []byte) {
 	e.written += int64(n)
 	e.unflushed = true
 	if err != nil && !errors.Is(err, http.ErrBodyNotAllowed) {
-		e.clientGone = true
+		e.sink = sinkClientGone
 	}
 }
 
 func (e *exchange) flush() {
 	e.unflushed = false
-	if e.clientGone || !e.wroteHeader {
+	if e.sink == sinkClientGone || e.head != headSent {
 		return
 	}
 	if e.rc == nil {
 		e.rc = http.NewResponseController(e.w)
 	}
 	if err := e.rc.Flush(); err != nil {
-		e.clientGone = true
+		e.sink = sinkClientGone
 	}
 }
 
@@ -447,21 +480,21 @@ func (e *exchange) sendFile(payload []byte) error {
 	if err != nil {
 		return err
 	}
-	if !e.headSeen {
+	switch {
+	case e.head == headAwaited:
 		return fmt.Errorf("%w: RESPONSE_FILE before RESPONSE_HEAD", protocol.ErrProtocol)
-	}
-	if e.headErr != nil || e.clientGone {
+	case e.head == headInvalid || e.sink != sinkOpen:
 		return nil
 	}
 	n := rng.Length
 	if e.declared >= 0 {
 		n = min(n, e.declared-e.written)
-	} else if !e.wroteHeader {
+	} else if e.head != headSent {
 		e.w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
 		e.declared = n
 	}
 	if _, err := f.Seek(rng.Offset, io.SeekStart); err != nil {
-		e.shortFile = true
+		e.sink = sinkShortFile
 		e.log(zapcore.ErrorLevel, "cannot seek in the wsgi.file_wrapper file", zap.Error(err))
 		return nil
 	}
@@ -470,11 +503,11 @@ func (e *exchange) sendFile(payload []byte) error {
 	e.written += copied
 	if copied < n {
 		if err == nil {
-			e.shortFile = true
+			e.sink = sinkShortFile
 			e.log(zapcore.ErrorLevel, "the wsgi.file_wrapper file ended before the response did",
 				zap.Int64("expected", n), zap.Int64("sent", copied))
 		} else {
-			e.clientGone = true
+			e.sink = sinkClientGone
 		}
 	}
 	return nil
@@ -500,23 +533,24 @@ func fileType(mode uint32) string {
 // end finishes the response; an aborted or short one is broken off, so the
 // client cannot take it for complete.
 func (e *exchange) end(aborted bool) error {
-	if e.headErr != nil {
+	switch {
+	case e.head == headInvalid:
 		return caddyhttp.Error(http.StatusInternalServerError, e.headErr)
-	}
-	if e.clientGone {
+	case e.sink == sinkClientGone:
 		return nil
-	}
-	if !aborted && e.declared >= 0 && e.written < e.declared && e.r.Method != http.MethodHead && !e.shortFile {
+	case e.sink == sinkShortFile:
+		aborted = true
+	case !aborted && e.declared >= 0 && e.written < e.declared && e.r.Method != http.MethodHead:
 		e.log(zapcore.ErrorLevel, "the WSGI application sent less than its Content-Length; aborting the response",
 			zap.Int64("content_length", e.declared), zap.Int64("sent", e.written))
 		aborted = true
 	}
-	if !e.wroteHeader && (aborted || e.shortFile) {
+	if aborted && e.head != headSent {
 		// Nothing reached the client yet: a plain 500 says more than a reset.
 		clear(e.w.Header())
 		return caddyhttp.Error(http.StatusInternalServerError, errors.New("the WSGI application failed after start_response"))
 	}
-	if aborted || e.shortFile {
+	if aborted {
 		e.abort()
 	}
 	e.writeHeader()
@@ -555,7 +589,7 @@ func (e *exchange) workerFailed(err error) error {
 // the response if it has started.
 func (e *exchange) failed(status int, err error) error {
 	e.fault(err)
-	if e.wroteHeader {
+	if e.head == headSent {
 		e.abort()
 	}
 	clear(e.w.Header())
@@ -576,7 +610,7 @@ func (e *exchange) fault(err error) {
 // response if it had started. Its thread is still busy with it, so the
 // process is recycled.
 func (e *exchange) timedOut() error {
-	if e.wroteHeader {
+	if e.head == headSent {
 		e.abort()
 	}
 	clear(e.w.Header())
@@ -606,14 +640,15 @@ func (e *exchange) cancel() error {
 		}
 		go e.drain()
 	}
+	e.sink = sinkClientGone
 	e.log(zapcore.DebugLevel, "the client went away; cancelling the request")
-	if !e.wroteHeader {
+	if e.head != headSent {
 		clientGone(e.w)
 	}
 	return nil
 }
 
-var cancelFrame = protocol.AppendHeader(nil, protocol.Cancel, 0, 0)
+var cancelFrame = protocol.AppendCancel(nil)
 
 // drain reads the worker's frames to the end of a cancelled exchange, so that
 // the connection stays in step and serves the next request. It logs what the

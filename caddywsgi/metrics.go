@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -24,6 +25,23 @@ type poolMetrics struct {
 	requests  *prometheus.CounterVec // by the status code Caddy sent
 	duration  prometheus.Histogram
 	queueWait prometheus.Histogram
+
+	// requests' counters by code, once used: WithLabelValues hashes and
+	// looks up its label, and formats the code, on every call.
+	byCode [1000]atomic.Pointer[prometheus.Counter]
+}
+
+// requestsFor returns the requests counter of a status code.
+func (m *poolMetrics) requestsFor(code int) prometheus.Counter {
+	if code < 0 || code >= len(m.byCode) {
+		return m.requests.WithLabelValues(strconv.Itoa(code))
+	}
+	if c := m.byCode[code].Load(); c != nil {
+		return *c
+	}
+	c := m.requests.WithLabelValues(strconv.Itoa(code))
+	m.byCode[code].Store(&c)
+	return c
 }
 
 func newPoolMetrics(group string) *poolMetrics {
@@ -55,9 +73,12 @@ func newPoolMetrics(group string) *poolMetrics {
 func (e *exchange) served(run *groupRun, queued time.Duration, handed time.Time, err error) {
 	app := time.Since(handed)
 	m := run.metrics
-	m.requests.WithLabelValues(strconv.Itoa(e.sentStatus(err))).Inc()
+	m.requestsFor(e.sentStatus(err)).Inc()
 	m.duration.Observe(app.Seconds())
 	m.queueWait.Observe(queued.Seconds())
+	if !e.h.accessLog {
+		return
+	}
 	if extra, ok := e.r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
 		extra.Add(zap.Inline(&accessFields{run.cfg.Name, e.c.PID(), queued, app}))
 	}
@@ -84,18 +105,26 @@ func (f *accessFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 // the application's once its head is written, else that of the handler's
 // error, which Caddy's error handling sends.
 func (e *exchange) sentStatus(err error) int {
-	var he caddyhttp.HandlerError
 	switch {
-	case e.wroteHeader:
+	case e.head == headSent:
 		return e.status
-	case e.clientGone:
+	case e.sink == sinkClientGone:
 		return 499
-	case errors.As(err, &he) && he.StatusCode != 0:
-		return he.StatusCode
 	case err != nil:
-		return http.StatusInternalServerError
+		return errorStatus(err)
 	}
 	return http.StatusOK
+}
+
+// errorStatus is the status Caddy's error handling sends for a handler's
+// error. Apart from sentStatus, whose every call would otherwise allocate
+// the HandlerError errors.As fills.
+func errorStatus(err error) int {
+	var he caddyhttp.HandlerError
+	if errors.As(err, &he) && he.StatusCode != 0 {
+		return he.StatusCode
+	}
+	return http.StatusInternalServerError
 }
 
 // metricsCollector gives Caddy's metrics registry the series of the

@@ -76,6 +76,9 @@ type Handler struct {
 	appIndex       uint16 // in the group's applications
 	flight         *inflight
 	logger         *zap.Logger
+	// Whether the server may write an access log, which gets the wsgi_*
+	// fields: adding them costs allocations per request.
+	accessLog bool
 }
 
 // CaddyModule returns the Caddy module information.
@@ -115,8 +118,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger().With(zap.String("group", name))
 	h.requestTimeout = time.Duration(group.RequestTimeout)
 	h.flight = newInflight(cmp.Or(time.Duration(group.GracefulTimeout), pool.DefaultGracefulTimeout))
+	h.accessLog = true
 	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
 		srv.RegisterOnShutdown(h.flight.serverShutdown)
+		h.accessLog = srv.Logs != nil
 	}
 	h.run, h.appIndex, err = wsgiApp.register(name, group, app, mount, h.flight)
 	if err != nil {

@@ -48,8 +48,8 @@ func (f *inflight) serverShutdown() {
 	})
 }
 
-// add tracks an exchange that began at began; one that begins after the
-// cut is cut at once.
+// add tracks an exchange that began at began; one that begins after the cut
+// is cut at once.
 func (f *inflight) add(e *exchange, began time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -98,7 +98,7 @@ func (e *exchange) shutdownCut() error {
 	e.outcome = pool.OutOfStep
 	e.log(zapcore.ErrorLevel, "the server is shutting down and the request ran past graceful_timeout; breaking it off and recycling the worker process",
 		zap.Duration("graceful_timeout", e.h.flight.graceful))
-	if e.wroteHeader {
+	if e.head == headSent {
 		e.abort()
 	}
 	clear(e.w.Header())

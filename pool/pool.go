@@ -392,8 +392,26 @@ func (p *Pool) supervise(slot int, proc *process) {
 
 // waiter is a request waiting in line for a worker thread.
 type waiter struct {
-	ch  chan *Conn
-	req []byte
+	ch    chan *Conn // buffered: delivering never waits for the waiter
+	req   []byte
+	timer *time.Timer // QueueTimeout's; stopped while the waiter is pooled
+}
+
+// waiters are reused, with their channel and timer: under load every
+// request waits in line, and a new channel and timer each time cost three
+// allocations and the timer's set-up.
+var waiterPool = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &waiter{ch: make(chan *Conn, 1), timer: t}
+}}
+
+// putWaiter pools a waiter that nobody can deliver to any more, and whose
+// channel is empty.
+func putWaiter(w *waiter) {
+	w.timer.Stop()
+	w.req = nil
+	waiterPool.Put(w)
 }
 
 // Acquire takes an idle connection from the least busy process, waiting in
@@ -446,15 +464,18 @@ func (p *Pool) acquire(ctx context.Context, req []byte) (*Conn, error) {
 		p.mu.Unlock()
 		return nil, ErrQueueFull
 	}
-	w := &waiter{ch: make(chan *Conn, 1), req: req}
+	w := waiterPool.Get().(*waiter)
+	w.req = req
 	elem := p.waiters.PushBack(w)
 	p.mu.Unlock()
 	if p.testHookQueued != nil {
 		p.testHookQueued()
 	}
 
-	timer := time.NewTimer(p.cfg.QueueTimeout)
-	defer timer.Stop()
+	// Once a connection (or Stop's nil) has been received from w.ch, or w
+	// has been taken out of the line here, nothing refers to w any more.
+	defer putWaiter(w)
+	w.timer.Reset(p.cfg.QueueTimeout)
 	var err error
 	select {
 	case c := <-w.ch:
@@ -462,7 +483,7 @@ func (p *Pool) acquire(ctx context.Context, req []byte) (*Conn, error) {
 			return nil, ErrClosed
 		}
 		return c, nil
-	case <-timer.C:
+	case <-w.timer.C:
 		err = ErrQueueTimeout
 	case <-ctx.Done():
 		err = ctx.Err()

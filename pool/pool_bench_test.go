@@ -27,16 +27,18 @@ func BenchmarkHelloRoundTrip(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer p.Close()
-	var req []byte
-	req = protocol.AppendRequestHeader(req, protocol.FlagNoBody, 0, 0)
+	var e protocol.RequestEncoder
+	e.Begin(nil, 0)
 	for _, kv := range [][2]string{{"REQUEST_METHOD", "GET"}, {"SCRIPT_NAME", ""}, {"PATH_INFO", "/"},
 		{"QUERY_STRING", ""}, {"REQUEST_URI", "/"}, {"SERVER_NAME", "127.0.0.1"}, {"SERVER_PORT", "8080"},
 		{"SERVER_PROTOCOL", "HTTP/1.1"}, {"REMOTE_ADDR", "127.0.0.1"}, {"REMOTE_PORT", "40000"},
 		{"wsgi.url_scheme", "http"}, {"HTTP_HOST", "127.0.0.1:8080"}} {
-		req = protocol.AppendPair(req, kv[0], kv[1])
+		e.Pair(kv[0], kv[1])
 	}
-	n := len(req) - protocol.HeaderSize
-	req[4], req[5], req[6], req[7] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	if err := e.End(protocol.FlagNoBody); err != nil {
+		b.Fatal(err)
+	}
+	req := e.Bytes()
 
 	b.Run("held", func(b *testing.B) { helloHeld(b, p, req) })
 	b.Run("dispatched", func(b *testing.B) { helloDispatched(b, p, req) })

@@ -88,16 +88,17 @@ func requestFrame(app uint16, path, query string, body bool) []byte {
 	if body {
 		flags = 0
 	}
-	var req []byte
-	req = protocol.AppendRequestHeader(req, flags, app, 0)
+	var e protocol.RequestEncoder
+	e.Begin(nil, app)
 	for _, kv := range [][2]string{{"REQUEST_METHOD", "GET"}, {"SCRIPT_NAME", ""}, {"PATH_INFO", path},
 		{"QUERY_STRING", query}, {"SERVER_NAME", "localhost"}, {"SERVER_PORT", "80"},
 		{"SERVER_PROTOCOL", "HTTP/1.1"}, {"wsgi.url_scheme", "http"}} {
-		req = protocol.AppendPair(req, kv[0], kv[1])
+		e.Pair(kv[0], kv[1])
 	}
-	n := len(req) - protocol.HeaderSize
-	req[4], req[5], req[6], req[7] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
-	return req
+	if err := e.End(flags); err != nil {
+		panic(err)
+	}
+	return e.Bytes()
 }
 
 // readResponse reads an exchange's frames up to RESPONSE_END and returns the

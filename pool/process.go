@@ -108,7 +108,12 @@ func (c *Conn) send(req []byte) {
 func (c *Conn) Write(b []byte) (int, error) { return c.uc.Write(b) }
 
 // PID is the worker process's id, for logs.
-func (c *Conn) PID() int { return c.proc.pid }
+func (c *Conn) PID() int {
+	if c.proc == nil {
+		return 0 // NewConn's
+	}
+	return c.proc.pid
+}
 
 // spawn starts a process and waits for its HELLO on every connection.
 func (p *Pool) spawn() (*process, error) {

@@ -4,25 +4,17 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // AppendPair appends one environ entry to a REQUEST payload: key NUL value NUL.
-// Neither may contain NUL; EnvironPairs checks that for a whole payload at once.
+// Neither may contain NUL; RequestEncoder.End checks that for a whole payload
+// at once.
 func AppendPair(dst []byte, key, value string) []byte {
 	dst = append(dst, key...)
 	dst = append(dst, 0)
 	dst = append(dst, value...)
 	return append(dst, 0)
-}
-
-// CheckPairs verifies that a REQUEST payload holds exactly pairs entries, which
-// fails if any key or value contained a NUL byte. One count over the whole
-// payload is much cheaper than a check per value.
-func CheckPairs(payload []byte, pairs int) error {
-	if n := bytes.Count(payload, []byte{0}); n != 2*pairs {
-		return fmt.Errorf("a request field contains a NUL byte")
-	}
-	return nil
 }
 
 // ParsePairs decodes a NUL-terminated key/value list (the REQUEST and HELLO
@@ -46,20 +38,22 @@ func ParsePairs(p []byte) (map[string]string, error) {
 }
 
 // ParseResponseHead decodes a RESPONSE_HEAD payload, the status line and the
-// header names and values separated by NUL, calling fn for each header.
-func ParseResponseHead(p []byte, fn func(name, value []byte) error) (status int, err error) {
-	statusLine, rest, more := bytes.Cut(p, []byte{0})
+// header names and values separated by NUL, calling fn for each header. It
+// takes the payload as a string, which its caller converts once: the names
+// and values it gives fn are parts of it, which a header map can keep.
+func ParseResponseHead(p string, fn func(name, value string) error) (status int, err error) {
+	statusLine, rest, more := strings.Cut(p, "\x00")
 	status, err = parseStatus(statusLine)
 	if err != nil {
 		return 0, err
 	}
 	for more {
-		var name, value []byte
-		name, rest, more = bytes.Cut(rest, []byte{0})
+		var name, value string
+		name, rest, more = strings.Cut(rest, "\x00")
 		if !more {
 			return 0, fmt.Errorf("%w: response header %q has no value", ErrProtocol, name)
 		}
-		value, rest, more = bytes.Cut(rest, []byte{0})
+		value, rest, more = strings.Cut(rest, "\x00")
 		if err := fn(name, value); err != nil {
 			return 0, err
 		}
@@ -69,11 +63,11 @@ func ParseResponseHead(p []byte, fn func(name, value []byte) error) (status int,
 
 // parseStatus accepts a WSGI status: three digits, a space and a reason phrase
 // (PEP 3333 requires the reason; it may be empty).
-func parseStatus(s []byte) (int, error) {
+func parseStatus(s string) (int, error) {
 	if len(s) < 4 || s[3] != ' ' {
 		return 0, fmt.Errorf("invalid status %q: want three digits, a space and a reason phrase", s)
 	}
-	code, err := strconv.Atoi(string(s[:3]))
+	code, err := strconv.Atoi(s[:3])
 	if err != nil || code < 200 {
 		return 0, fmt.Errorf("invalid status %q: the code must be a number from 200 to 999", s)
 	}
