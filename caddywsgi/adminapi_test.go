@@ -35,8 +35,9 @@ type groupJSON struct {
 	Serving []struct {
 		PID     int     `json:"pid"`
 		Method  string  `json:"method"`
-		URI     string  `json:"uri"`
-		Elapsed float64 `json:"elapsed_s"`
+		URI        string  `json:"uri"`
+		Elapsed    float64 `json:"elapsed_s"`
+		ClientGone bool    `json:"client_gone"`
 	} `json:"serving"`
 }
 

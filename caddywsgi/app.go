@@ -48,10 +48,8 @@ type groupRun struct {
 	metrics *poolMetrics
 
 	// What the handlers that registered tell operators (groupStatuses):
-	// each application's mount points, by index in cfg.Apps, and the
-	// handlers' exchanges in progress.
-	mounts  [][]string
-	flights []*inflight
+	// each application's mount points, by index in cfg.Apps.
+	mounts [][]string
 }
 
 // CaddyModule returns the Caddy module information.
@@ -87,10 +85,9 @@ func (a *App) implicitName(name string) string {
 	return name
 }
 
-// register adds app, mounted at mount by a handler whose exchanges flight
-// tracks, to group g (named name), and returns the group's run and the
-// application's index in it.
-func (a *App) register(name string, g *DaemonGroup, app pool.App, mount string, flight *inflight) (*groupRun, uint16, error) {
+// register adds app, mounted at mount, to group g (named name), and returns
+// the group's run and the application's index in it.
+func (a *App) register(name string, g *DaemonGroup, app pool.App, mount string) (*groupRun, uint16, error) {
 	run := a.runs[g]
 	if run == nil {
 		cfg, err := g.poolConfig(name)
@@ -109,7 +106,6 @@ func (a *App) register(name string, g *DaemonGroup, app pool.App, mount string, 
 	if !slices.Contains(run.mounts[i], mount) {
 		run.mounts[i] = append(run.mounts[i], mount)
 	}
-	run.flights = append(run.flights, flight)
 	return run, uint16(i), nil
 }
 

@@ -262,11 +262,11 @@ func (e *exchange) stopStreamer() {
 // HTTP/1.1's background read saw the connection close, HTTP/2 or HTTP/3
 // reset the stream) wake relay even while it waits for a worker that sends
 // nothing, such as a long poll: the read deadline moves to the past. No
-// goroutine runs until then. The server's shutdown wakes it too (inflight),
-// which records that the exchange began at began, as does the connection,
-// for a stack dump.
+// goroutine runs until then. The server's shutdown wakes it too (inflight).
+// The connection records what it serves from began, for the status page and
+// stack dumps.
 func (e *exchange) watch(began time.Time) {
-	e.h.flight.add(e, began)
+	e.h.flight.add(e)
 	e.c.Serving(pool.Request{Method: e.r.Method, URI: e.r.RequestURI, Began: began})
 	e.stopWatch = context.AfterFunc(e.r.Context(), func() {
 		e.watchMu.Lock()
@@ -638,6 +638,7 @@ func (e *exchange) cancel() error {
 		if woken {
 			e.c.SetReadDeadline(e.deadline)
 		}
+		e.c.ClientGone()
 		go e.drain()
 	}
 	e.sink = sinkClientGone

@@ -123,7 +123,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		srv.RegisterOnShutdown(h.flight.serverShutdown)
 		h.accessLog = srv.Logs != nil
 	}
-	h.run, h.appIndex, err = wsgiApp.register(name, group, app, mount, h.flight)
+	h.run, h.appIndex, err = wsgiApp.register(name, group, app, mount)
 	if err != nil {
 		return fmt.Errorf("WSGI application %s: %w", h.App, err)
 	}

@@ -13,9 +13,8 @@ import (
 	"github.com/caddy-wsgi/caddy-wsgi/pool"
 )
 
-// inflight holds a handler's exchanges in progress, with when each got its
-// worker thread, so that its server's shutdown can end them and the status
-// page can show what each busy thread serves. Caddy's HTTP server waits for
+// inflight holds a handler's exchanges in progress, so that its server's
+// shutdown can end them. Caddy's HTTP server waits for
 // its handlers without limit when it stops (its default grace period is
 // eternal), and Caddy stops its apps in no fixed order: if the wsgi app,
 // whose pools' Close would break off what is left, comes after the HTTP
@@ -24,12 +23,12 @@ import (
 type inflight struct {
 	graceful  time.Duration // the group's graceful_timeout
 	mu        sync.Mutex
-	exchanges map[*exchange]time.Time
+	exchanges map[*exchange]struct{}
 	cut       bool // the server began to shut down graceful ago
 }
 
 func newInflight(graceful time.Duration) *inflight {
-	return &inflight{graceful: graceful, exchanges: make(map[*exchange]time.Time)}
+	return &inflight{graceful: graceful, exchanges: make(map[*exchange]struct{})}
 }
 
 // serverShutdown is registered with the handler's server: the exchanges in
@@ -48,16 +47,16 @@ func (f *inflight) serverShutdown() {
 	})
 }
 
-// add tracks an exchange that began at began; one that begins after the cut
-// is cut at once.
-func (f *inflight) add(e *exchange, began time.Time) {
+// add tracks an exchange that begins; one that begins after the cut is cut
+// at once.
+func (f *inflight) add(e *exchange) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.cut {
 		e.cutOff()
 		return
 	}
-	f.exchanges[e] = began
+	f.exchanges[e] = struct{}{}
 }
 
 // remove stops tracking an exchange before its connection goes back to the
@@ -67,20 +66,6 @@ func (f *inflight) remove(e *exchange) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.exchanges, e)
-}
-
-// appendServing appends to list the exchanges in progress on p's workers, as
-// of now.
-func (f *inflight) appendServing(list []requestStatus, p *pool.Pool, now time.Time) []requestStatus {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for e, began := range f.exchanges {
-		if e.pool == p {
-			list = append(list, requestStatus{PID: e.c.PID(), Method: e.r.Method, URI: e.r.RequestURI,
-				Started: began, Elapsed: now.Sub(began).Seconds()})
-		}
-	}
-	return list
 }
 
 // cutOff wakes the exchange's reads from, and writes to, the worker; relay

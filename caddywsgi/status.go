@@ -49,39 +49,33 @@ type requestStatus struct {
 	// seconds since.
 	Started time.Time `json:"started"`
 	Elapsed float64   `json:"elapsed_s"`
+	// Whether the client has gone: the application was told to stop, and
+	// the worker finishes the request for no one.
+	ClientGone bool `json:"client_gone,omitempty"`
 }
 
 // groupStatuses returns the status of every group that Caddy's running
 // configs serve, by name. While a config reload replaces a group's pool,
-// the new config's is shown; requests in flight are gathered from both
-// configs' handlers, which share the pool when the reload left it alone.
+// the new config's is shown.
 func groupStatuses() []groupStatus {
-	type group struct {
-		run     *groupRun
-		flights []*inflight
-	}
 	serving.mu.Lock()
-	groups := make([]group, 0, len(serving.runs))
-	for _, runs := range serving.runs {
-		g := group{run: runs[len(runs)-1]}
-		for _, run := range runs {
-			g.flights = append(g.flights, run.flights...)
-		}
-		groups = append(groups, g)
+	runs := make([]*groupRun, 0, len(serving.runs))
+	for _, rs := range serving.runs {
+		runs = append(runs, rs[len(rs)-1])
 	}
 	serving.mu.Unlock()
 
 	now := time.Now()
-	statuses := make([]groupStatus, len(groups))
-	for i, g := range groups {
-		s := groupStatus{Stats: g.run.pool.Stats(), Applications: make([]appStatus, len(g.run.cfg.Apps)), Serving: []requestStatus{}}
-		for j, app := range g.run.cfg.Apps {
-			s.Applications[j] = appStatus{App: app.Target, Type: cmp.Or(app.Type, pool.InferType(app.Target)), MountPoints: g.run.mounts[j]}
+	statuses := make([]groupStatus, len(runs))
+	for i, run := range runs {
+		s := groupStatus{Stats: run.pool.Stats(), Applications: make([]appStatus, len(run.cfg.Apps)), Serving: []requestStatus{}}
+		for j, app := range run.cfg.Apps {
+			s.Applications[j] = appStatus{App: app.Target, Type: cmp.Or(app.Type, pool.InferType(app.Target)), MountPoints: run.mounts[j]}
 		}
-		for _, f := range g.flights {
-			s.Serving = f.appendServing(s.Serving, g.run.pool, now)
+		for _, r := range run.pool.Requests() {
+			s.Serving = append(s.Serving, requestStatus{PID: r.PID, Method: r.Method, URI: r.URI,
+				Started: r.Began, Elapsed: now.Sub(r.Began).Seconds(), ClientGone: r.ClientGone})
 		}
-		slices.SortFunc(s.Serving, func(a, b requestStatus) int { return a.Started.Compare(b.Started) })
 		statuses[i] = s
 	}
 	slices.SortFunc(statuses, func(a, b groupStatus) int { return strings.Compare(a.Name, b.Name) })

@@ -3,6 +3,7 @@ package caddywsgi_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -84,6 +85,40 @@ func TestStatusPage(t *testing.T) {
 	}
 }
 
+// TestStatusPageClientGone: a request whose client has gone stays on the
+// page, marked so, while its application finishes it for no one (here it
+// waits for /release, so it cannot see the cancellation), and leaves the
+// page when it ends.
+func TestStatusPageClientGone(t *testing.T) {
+	c, _ := adminCaddy(t, "", `:{http_port} {
+	wsgi_status /server-status
+	wsgi_script / {apps}/app.wsgi python={python} threads=2
+}`)
+	group := ":" + strconv.Itoa(c.HTTPPort) + "/"
+	res, err := plainClient.Get(c.URL("/stream?client=gone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(res.Body).ReadString('\n'); line != "first\n" {
+		t.Fatalf("the held request: %q, %v", line, err)
+	}
+	res.Body.Close() // mid-response: the connection closes
+
+	serving := func() string {
+		g := decodeGroups(t, c.URL("/server-status?format=json"), nil)[group]
+		return fmt.Sprintf("%+v", g.Serving)
+	}
+	waitUntil(t, "the request is shown with its client gone", func() bool {
+		return strings.Contains(serving(), "URI:/stream?client=gone Elapsed:") && strings.Contains(serving(), "ClientGone:true")
+	})
+	if _, page := get(t, plainClient, "GET", c.URL("/server-status"), nil); !strings.Contains(page,
+		`<td class="uri">/stream?client=gone <span class="note">(client gone)</span></td>`) {
+		t.Errorf("the page does not mark the request:\n%s", page)
+	}
+	get(t, plainClient, "GET", c.URL("/release"), nil)
+	waitUntil(t, "the request leaves the page", func() bool { return serving() == "[]" })
+}
+
 // runChromium runs headless Chromium with args, and returns what it prints.
 func runChromium(t *testing.T, chromium string, args ...string) string {
 	t.Helper()
@@ -102,4 +137,16 @@ func runChromium(t *testing.T, chromium string, args ...string) string {
 		t.Fatalf("chromium %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 	}
 	return string(out)
+}
+
+// waitUntil polls cond, for a state that nothing announces, for up to 20s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 20s: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -78,18 +78,29 @@ type Conn struct {
 	request   Request
 }
 
-// Request describes what a connection serves, for the log.
+// Request describes what a connection serves, for the log and Requests.
 type Request struct {
 	Method, URI string
 	Began       time.Time
+	// Whether the client has gone: the worker finishes the request for no
+	// one.
+	ClientGone bool
 }
 
 // Serving records what the connection serves until it is released: a stack
 // dump of a process whose interpreter does not answer (which then cannot
-// say it) names the request of each thread by it.
+// say it) names the request of each thread by it, and Requests lists it.
 func (c *Conn) Serving(r Request) {
 	c.requestMu.Lock()
 	c.request = r
+	c.requestMu.Unlock()
+}
+
+// ClientGone marks the request the connection serves as one whose client
+// has gone.
+func (c *Conn) ClientGone() {
+	c.requestMu.Lock()
+	c.request.ClientGone = true
 	c.requestMu.Unlock()
 }
 

@@ -70,6 +70,30 @@ type ProcessStats struct {
 	RSS int64 `json:"rss_bytes"`
 }
 
+// ServedRequest is a request a worker thread serves, as Conn.Serving
+// described it.
+type ServedRequest struct {
+	PID int
+	Request
+}
+
+// Requests returns what the pool's busy threads serve, those whose client
+// has gone included, oldest first.
+func (p *Pool) Requests() []ServedRequest {
+	var list []ServedRequest
+	p.mu.Lock()
+	for proc := range p.all {
+		for _, c := range proc.conns {
+			if r, ok := c.serving(); ok {
+				list = append(list, ServedRequest{PID: proc.pid, Request: r})
+			}
+		}
+	}
+	p.mu.Unlock()
+	slices.SortFunc(list, func(a, b ServedRequest) int { return a.Began.Compare(b.Began) })
+	return list
+}
+
 // Stats returns a snapshot of the pool. It holds the pool's lock only to
 // copy numbers; the processes' memory is read from /proc after.
 func (p *Pool) Stats() Stats {
