@@ -33,8 +33,8 @@ type groupJSON struct {
 	} `json:"applications"`
 	Workers []workerJSON `json:"workers"`
 	Serving []struct {
-		PID     int     `json:"pid"`
-		Method  string  `json:"method"`
+		PID        int     `json:"pid"`
+		Method     string  `json:"method"`
 		URI        string  `json:"uri"`
 		Elapsed    float64 `json:"elapsed_s"`
 		ClientGone bool    `json:"client_gone"`
