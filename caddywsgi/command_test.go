@@ -466,20 +466,7 @@ func TestWSGIServerHelp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text, flags, ok := strings.Cut(help, "\nFlags:\n")
-	text, _, ok2 := strings.Cut(text, "\nUsage:")
-	if !ok || !ok2 {
-		t.Fatalf("no usage and flag list in:\n%s", help)
-	}
-	names := regexp.MustCompile(`--([a-z-]+)`).FindAllStringSubmatch(flags, -1)
-	if len(names) < 20 {
-		t.Fatalf("only %d flags listed:\n%s", len(names), flags)
-	}
-	for _, name := range names {
-		if name[1] != "help" && !regexp.MustCompile(`--`+name[1]+`([^a-z-]|$)`).MatchString(text) {
-			t.Errorf("--%s is not described in the help text", name[1])
-		}
-	}
+	checkHelpDescribesFlags(t, help, 20)
 }
 
 // server is a running `caddy wsgi-server`, with its standard output (the
@@ -487,6 +474,26 @@ func TestWSGIServerHelp(t *testing.T) {
 type server struct {
 	*caddy
 	Stdout *logLines
+}
+
+// checkHelpDescribesFlags checks that a command's help text describes each
+// flag in its flag list, of which there are at least atLeast.
+func checkHelpDescribesFlags(t *testing.T, help string, atLeast int) {
+	t.Helper()
+	text, flags, ok := strings.Cut(help, "\nFlags:\n")
+	text, _, ok2 := strings.Cut(text, "\nUsage:")
+	if !ok || !ok2 {
+		t.Fatalf("no usage and flag list in:\n%s", help)
+	}
+	names := regexp.MustCompile(`--([a-z-]+)`).FindAllStringSubmatch(flags, -1)
+	if len(names) < atLeast {
+		t.Fatalf("only %d flags listed:\n%s", len(names), flags)
+	}
+	for _, name := range names {
+		if name[1] != "help" && !regexp.MustCompile(`--`+name[1]+`([^a-z-]|$)`).MatchString(text) {
+			t.Errorf("--%s is not described in the help text", name[1])
+		}
+	}
 }
 
 // startWSGIServer runs `caddy wsgi-server --listen 127.0.0.1:PORT ARGS...`

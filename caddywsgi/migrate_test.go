@@ -23,7 +23,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -671,20 +670,7 @@ func TestMigrateHelp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text, flags, ok := strings.Cut(string(out), "\nFlags:\n")
-	text, _, ok2 := strings.Cut(text, "\nUsage:")
-	if !ok || !ok2 {
-		t.Fatalf("no usage and flag list in:\n%s", out)
-	}
-	names := regexp.MustCompile(`--([a-z-]+)`).FindAllStringSubmatch(flags, -1)
-	if len(names) < 3 {
-		t.Fatalf("only %d flags listed:\n%s", len(names), flags)
-	}
-	for _, name := range names {
-		if name[1] != "help" && !regexp.MustCompile(`--`+name[1]+`([^a-z-]|$)`).MatchString(text) {
-			t.Errorf("--%s is not described in the help text", name[1])
-		}
-	}
+	checkHelpDescribesFlags(t, string(out), 3)
 }
 
 // waitPortFree waits until nothing listens on port any more: Caddy is to
