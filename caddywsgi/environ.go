@@ -15,23 +15,23 @@ import (
 	"github.com/caddy-wsgi/caddy-wsgi/protocol"
 )
 
-// encodeEnviron adds r's environ to a REQUEST: the CGI variables of the
-// request as mod_wsgi sets them, with the SCRIPT_NAME and PATH_INFO
-// splitPath gave; the worker adds the keys that never change. contentLength
-// is the body's length, or -1 if it is not known yet.
-func (h *Handler) encodeEnviron(e *protocol.RequestEncoder, r *http.Request, scriptName, pathInfo string, contentLength int64) {
-	e.Pair("REQUEST_METHOD", r.Method)
-
-	e.Pair("SCRIPT_NAME", scriptName)
-	e.Pair("PATH_INFO", pathInfo)
-	e.Pair("QUERY_STRING", r.URL.RawQuery)
-	requestURI := r.RequestURI
-	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok {
-		requestURI = orig.RequestURI
+// encodeEnviron begins a REQUEST for the handler's application in buf and
+// adds r's environ to it: the CGI variables of the request as mod_wsgi sets
+// them, with the SCRIPT_NAME and PATH_INFO splitPath gave; the worker adds
+// the keys that never change. contentLength is the body's length, or -1 if
+// it is not known yet.
+func (h *Handler) encodeEnviron(e *protocol.RequestEncoder, buf []byte, r *http.Request, scriptName, pathInfo string, contentLength int64) {
+	line := protocol.RequestLine{
+		Method:         r.Method,
+		ScriptName:     scriptName,
+		PathInfo:       pathInfo,
+		QueryString:    r.URL.RawQuery,
+		RequestURI:     r.RequestURI,
+		ServerProtocol: r.Proto,
+		URLScheme:      "http",
 	}
-	e.Pair("REQUEST_URI", requestURI)
-	if contentLength >= 0 {
-		e.Pair("CONTENT_LENGTH", strconv.FormatInt(contentLength, 10))
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok {
+		line.RequestURI = orig.RequestURI
 	}
 
 	host, port := splitHost(r.Host)
@@ -44,9 +44,7 @@ func (h *Handler) encodeEnviron(e *protocol.RequestEncoder, r *http.Request, scr
 			}
 		}
 	}
-	e.Pair("SERVER_NAME", host)
-	e.Pair("SERVER_PORT", port)
-	e.Pair("SERVER_PROTOCOL", r.Proto)
+	line.ServerName, line.ServerPort = host, port
 
 	remoteAddr, remotePort, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -57,14 +55,18 @@ func (h *Handler) encodeEnviron(e *protocol.RequestEncoder, r *http.Request, scr
 	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
 		remoteAddr = ip
 	}
-	e.Pair("REMOTE_ADDR", remoteAddr)
-	e.Pair("REMOTE_PORT", remotePort)
+	line.RemoteAddr, line.RemotePort = remoteAddr, remotePort
+	if r.TLS != nil {
+		line.URLScheme = "https"
+	}
+	e.Begin(buf, h.appIndex, &line)
+
+	if contentLength >= 0 {
+		e.Pair("CONTENT_LENGTH", strconv.FormatInt(contentLength, 10))
+	}
 	if r.TLS != nil {
 		e.Pair("HTTPS", "on")
-		e.Pair("wsgi.url_scheme", "https")
 		addTLS(e, r.TLS)
-	} else {
-		e.Pair("wsgi.url_scheme", "http")
 	}
 
 	if r.Host != "" {

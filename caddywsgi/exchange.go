@@ -81,8 +81,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, scriptName, path
 	fp := framePool.Get().(*[]byte)
 	defer framePool.Put(fp)
 	var enc protocol.RequestEncoder
-	enc.Begin(*fp, h.appIndex)
-	h.encodeEnviron(&enc, r, scriptName, pathInfo, contentLength)
+	h.encodeEnviron(&enc, *fp, r, scriptName, pathInfo, contentLength)
 	var flags uint8
 	if body == nil {
 		flags = protocol.FlagNoBody

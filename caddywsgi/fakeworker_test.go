@@ -210,7 +210,7 @@ func (x *fakeExchange) next() protocol.Frame {
 
 // environ decodes the request's environ.
 func (x *fakeExchange) environ() map[string]string {
-	m, err := protocol.ParsePairs(x.payload)
+	m, err := protocol.ParseRequest(x.payload)
 	if err != nil {
 		x.w.tb.Errorf("fake worker: %v", err)
 	}

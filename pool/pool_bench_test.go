@@ -28,13 +28,9 @@ func BenchmarkHelloRoundTrip(b *testing.B) {
 	}
 	defer p.Close()
 	var e protocol.RequestEncoder
-	e.Begin(nil, 0)
-	for _, kv := range [][2]string{{"REQUEST_METHOD", "GET"}, {"SCRIPT_NAME", ""}, {"PATH_INFO", "/"},
-		{"QUERY_STRING", ""}, {"REQUEST_URI", "/"}, {"SERVER_NAME", "127.0.0.1"}, {"SERVER_PORT", "8080"},
-		{"SERVER_PROTOCOL", "HTTP/1.1"}, {"REMOTE_ADDR", "127.0.0.1"}, {"REMOTE_PORT", "40000"},
-		{"wsgi.url_scheme", "http"}, {"HTTP_HOST", "127.0.0.1:8080"}} {
-		e.Pair(kv[0], kv[1])
-	}
+	e.Begin(nil, 0, &protocol.RequestLine{Method: "GET", PathInfo: "/", RequestURI: "/", ServerName: "127.0.0.1",
+		ServerPort: "8080", ServerProtocol: "HTTP/1.1", RemoteAddr: "127.0.0.1", RemotePort: "40000", URLScheme: "http"})
+	e.Pair("HTTP_HOST", "127.0.0.1:8080")
 	if err := e.End(protocol.FlagNoBody); err != nil {
 		b.Fatal(err)
 	}

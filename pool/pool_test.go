@@ -89,12 +89,8 @@ func requestFrame(app uint16, path, query string, body bool) []byte {
 		flags = 0
 	}
 	var e protocol.RequestEncoder
-	e.Begin(nil, app)
-	for _, kv := range [][2]string{{"REQUEST_METHOD", "GET"}, {"SCRIPT_NAME", ""}, {"PATH_INFO", path},
-		{"QUERY_STRING", query}, {"SERVER_NAME", "localhost"}, {"SERVER_PORT", "80"},
-		{"SERVER_PROTOCOL", "HTTP/1.1"}, {"wsgi.url_scheme", "http"}} {
-		e.Pair(kv[0], kv[1])
-	}
+	e.Begin(nil, app, &protocol.RequestLine{Method: "GET", PathInfo: path, QueryString: query, ServerName: "localhost",
+		ServerPort: "80", ServerProtocol: "HTTP/1.1", URLScheme: "http"})
 	if err := e.End(flags); err != nil {
 		panic(err)
 	}

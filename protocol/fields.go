@@ -17,8 +17,9 @@ func AppendPair(dst []byte, key, value string) []byte {
 	return append(dst, 0)
 }
 
-// ParsePairs decodes a NUL-terminated key/value list (the REQUEST and HELLO
-// payloads) into a map. It is for tests and the handshake, not the hot path.
+// ParsePairs decodes a NUL-terminated key/value list (the HELLO payload, and
+// a REQUEST's after its fixed values) into a map. It is for tests and the
+// handshake, not the hot path.
 func ParsePairs(p []byte) (map[string]string, error) {
 	if len(p) == 0 {
 		return map[string]string{}, nil
@@ -33,6 +34,32 @@ func ParsePairs(p []byte) (map[string]string, error) {
 	m := make(map[string]string, len(fields)/2)
 	for i := 0; i < len(fields); i += 2 {
 		m[string(fields[i])] = string(fields[i+1])
+	}
+	return m, nil
+}
+
+// ParseRequest decodes a REQUEST payload into its environ: the values of
+// RequestKeys, each followed by NUL, then a key/value list, whose values win
+// over the fixed ones for a repeated key. It is for tests: the server only
+// encodes REQUESTs.
+func ParseRequest(p []byte) (map[string]string, error) {
+	values := make([][]byte, 0, len(RequestKeys))
+	for range RequestKeys {
+		value, rest, ok := bytes.Cut(p, []byte{0})
+		if !ok {
+			return nil, fmt.Errorf("%w: REQUEST has %d of its %d fixed values", ErrProtocol, len(values), len(RequestKeys))
+		}
+		values = append(values, value)
+		p = rest
+	}
+	m, err := ParsePairs(p)
+	if err != nil {
+		return nil, err
+	}
+	for i, key := range RequestKeys {
+		if _, ok := m[key]; !ok {
+			m[key] = string(values[i])
+		}
 	}
 	return m, nil
 }

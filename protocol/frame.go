@@ -12,7 +12,7 @@ import (
 
 // Version is the protocol version announced in the HELLO frame. A worker that
 // announces another version is refused.
-const Version = 5
+const Version = 6
 
 // HeaderSize is the size of every frame header: type, flags, two reserved zero
 // bytes and a big-endian uint32 payload length.

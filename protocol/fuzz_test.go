@@ -115,6 +115,16 @@ func checkPayload(t *testing.T, p []byte) {
 			t.Fatalf("ParsePairs(%q) returned a key or value with NUL", p)
 		}
 	}
+	if m, err := ParseRequest(p); err == nil {
+		if n := bytes.Count(p, []byte{0}); n < len(RequestKeys) || (n-len(RequestKeys))%2 != 0 || p[len(p)-1] != 0 {
+			t.Fatalf("ParseRequest accepted %q", p)
+		}
+		for _, key := range RequestKeys {
+			if _, ok := m[key]; !ok {
+				t.Fatalf("ParseRequest(%q) has no %s", p, key)
+			}
+		}
+	}
 	if fr, err := ParseFileRange(p); err == nil && (len(p) != 16 || fr.Offset < 0 || fr.Length < 0) {
 		t.Fatalf("ParseFileRange(%x) = %+v", p, fr)
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -19,6 +20,7 @@ import (
 
 type vectorFile struct {
 	ProtocolVersion int           `json:"protocol_version"`
+	RequestKeys     []string      `json:"request_keys"`
 	Vectors         []vector      `json:"vectors"`
 	Invalid         []invalidCase `json:"invalid"`
 	HeadCases       []headCase    `json:"head_cases"`
@@ -37,6 +39,7 @@ type vectorFrame struct {
 	Code      int         `json:"code"`
 	Flags     uint8       `json:"flags"`
 	App       uint16      `json:"app"`
+	Fixed     []string    `json:"fixed"`
 	Pairs     [][2]string `json:"pairs"`
 	Status    *string     `json:"status"`
 	Headers   [][2]string `json:"headers"`
@@ -84,6 +87,9 @@ func loadVectors(tb testing.TB) *vectorFile {
 	if vf.ProtocolVersion != Version {
 		tb.Fatalf("vectors are for protocol %d, this is %d", vf.ProtocolVersion, Version)
 	}
+	if !slices.Equal(vf.RequestKeys, RequestKeys[:]) {
+		tb.Fatalf("vectors' request_keys are %q, RequestKeys %q", vf.RequestKeys, RequestKeys)
+	}
 	return &vf
 }
 
@@ -130,6 +136,12 @@ func expectedPayload(tb testing.TB, f vectorFrame) []byte {
 	case Request, Hello:
 		if f.Pairs == nil {
 			tb.Fatalf("%s frame without pairs", t)
+		}
+		if (t == Request) != (f.Fixed != nil) {
+			tb.Fatalf("%s frame with fixed values %q", t, f.Fixed)
+		}
+		for _, v := range f.Fixed {
+			p = append(append(p, latin1(tb, v)...), 0)
 		}
 		for _, kv := range f.Pairs {
 			p = AppendPair(p, latin1(tb, kv[0]), latin1(tb, kv[1]))
@@ -258,11 +270,20 @@ func checkFrame(t *testing.T, got Frame, f vectorFrame) {
 	}
 	switch typ {
 	case Request, Hello:
-		m, err := ParsePairs(got.Payload)
+		var m map[string]string
+		var err error
+		if typ == Request {
+			m, err = ParseRequest(got.Payload)
+		} else {
+			m, err = ParsePairs(got.Payload)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
 		wantMap := map[string]string{}
+		for i, v := range f.Fixed {
+			wantMap[RequestKeys[i]] = latin1(t, v)
+		}
 		for _, kv := range f.Pairs {
 			wantMap[latin1(t, kv[0])] = latin1(t, kv[1])
 		}

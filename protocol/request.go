@@ -15,19 +15,60 @@ var (
 	ErrRequestTooLarge = errors.New("request head too large")
 )
 
+// RequestKeys are the environ keys every REQUEST has, in the order in which
+// their values, without the keys, start its payload (PROTOCOL.md §5.11).
+// RequestLine's fields are the same keys, in the same order.
+var RequestKeys = [...]string{
+	"REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "REQUEST_URI",
+	"SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR", "REMOTE_PORT",
+	"wsgi.url_scheme",
+}
+
+// RequestLine is the values of RequestKeys for one request: named fields,
+// so that no caller can send them in the wrong order.
+type RequestLine struct {
+	Method         string // REQUEST_METHOD
+	ScriptName     string // SCRIPT_NAME
+	PathInfo       string // PATH_INFO
+	QueryString    string // QUERY_STRING
+	RequestURI     string // REQUEST_URI
+	ServerName     string // SERVER_NAME
+	ServerPort     string // SERVER_PORT
+	ServerProtocol string // SERVER_PROTOCOL
+	RemoteAddr     string // REMOTE_ADDR
+	RemotePort     string // REMOTE_PORT
+	URLScheme      string // wsgi.url_scheme
+}
+
 // RequestEncoder builds what the server writes to start an exchange: a
 // REQUEST frame (PROTOCOL.md §5.11) and, for a request with a body, its first
 // window and the frame that ends it (§7.2), so that the whole goes in one
-// write. Call Begin, then Pair and Header for each environ entry, then End,
-// then Body for a request that has one; Bytes gives the frames.
+// write. Call Begin with the request line, then Pair and Header for each
+// other environ entry, then End, then Body for a request that has one; Bytes
+// gives the frames.
 type RequestEncoder struct {
 	buf   []byte
 	pairs int
 }
 
-// Begin starts a REQUEST for the worker's application app in buf's storage.
-func (e *RequestEncoder) Begin(buf []byte, app uint16) {
-	e.buf = AppendRequestHeader(buf[:0], 0, app, 0)
+// Begin starts a REQUEST for the worker's application app in buf's storage,
+// with the values of line. A NUL in one of them makes End fail.
+func (e *RequestEncoder) Begin(buf []byte, app uint16, line *RequestLine) {
+	// One append per value, in RequestKeys' order: a loop over an array of
+	// the values would cost the array's copy.
+	b := AppendRequestHeader(buf[:0], 0, app, 0)
+	b = append(append(b, line.Method...), 0)
+	b = append(append(b, line.ScriptName...), 0)
+	b = append(append(b, line.PathInfo...), 0)
+	b = append(append(b, line.QueryString...), 0)
+	b = append(append(b, line.RequestURI...), 0)
+	b = append(append(b, line.ServerName...), 0)
+	b = append(append(b, line.ServerPort...), 0)
+	b = append(append(b, line.ServerProtocol...), 0)
+	b = append(append(b, line.RemoteAddr...), 0)
+	b = append(append(b, line.RemotePort...), 0)
+	b = append(append(b, line.URLScheme...), 0)
+	e.buf = b
 	e.pairs = 0
 }
 
@@ -74,7 +115,7 @@ func (e *RequestEncoder) End(flags uint8) error {
 	}
 	// One count over the whole payload is much cheaper than a check per
 	// value.
-	if bytes.Count(payload, []byte{0}) != 2*e.pairs {
+	if bytes.Count(payload, []byte{0}) != len(RequestKeys)+2*e.pairs {
 		return ErrFieldNUL
 	}
 	n := len(payload)

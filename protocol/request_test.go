@@ -5,6 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"maps"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -21,7 +24,11 @@ func TestVectorsServerEncoding(t *testing.T) {
 			frames := v.Frames
 			if typeByName(t, frames[0].Type) == Request {
 				var e RequestEncoder
-				e.Begin(make([]byte, 3), frames[0].App)
+				fixed := make([]string, len(frames[0].Fixed))
+				for i, v := range frames[0].Fixed {
+					fixed[i] = latin1(t, v)
+				}
+				e.Begin(make([]byte, 3), frames[0].App, requestLine(t, fixed))
 				for _, kv := range frames[0].Pairs {
 					e.Pair(latin1(t, kv[0]), latin1(t, kv[1]))
 				}
@@ -65,43 +72,131 @@ func TestVectorsServerEncoding(t *testing.T) {
 
 func TestRequestEncoderHeader(t *testing.T) {
 	var e RequestEncoder
-	e.Begin(nil, 0)
+	e.Begin(nil, 0, &RequestLine{})
 	e.Header("X-Forwarded-For", []string{"a", "b"})
 	e.Header("Accept", []string{"*/*"})
 	e.Header("Dnt", nil)
 	if err := e.End(FlagNoBody); err != nil {
 		t.Fatal(err)
 	}
-	want := "HTTP_X_FORWARDED_FOR\x00a, b\x00HTTP_ACCEPT\x00*/*\x00HTTP_DNT\x00\x00"
+	want := strings.Repeat("\x00", len(RequestKeys)) + "HTTP_X_FORWARDED_FOR\x00a, b\x00HTTP_ACCEPT\x00*/*\x00HTTP_DNT\x00\x00"
 	if got := string(e.Bytes()[HeaderSize:]); got != want {
 		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// requestLine is the RequestLine with values, in the order of its fields.
+func requestLine(tb testing.TB, values []string) *RequestLine {
+	tb.Helper()
+	var line RequestLine
+	v := reflect.ValueOf(&line).Elem()
+	if len(values) != v.NumField() {
+		tb.Fatalf("%d values for the %d fields of RequestLine", len(values), v.NumField())
+	}
+	for i, value := range values {
+		v.Field(i).SetString(value)
+	}
+	return &line
+}
+
+// TestRequestLineOrder: RequestLine has a field for each of RequestKeys, and
+// Begin sends each field's value where the key of the same position goes.
+func TestRequestLineOrder(t *testing.T) {
+	typ := reflect.TypeFor[RequestLine]()
+	if typ.NumField() != len(RequestKeys) {
+		t.Fatalf("RequestLine has %d fields for %d RequestKeys", typ.NumField(), len(RequestKeys))
+	}
+	values := make([]string, len(RequestKeys))
+	for i := range values {
+		values[i] = typ.Field(i).Name
+	}
+	var e RequestEncoder
+	e.Begin(nil, 0, requestLine(t, values))
+	if err := e.End(FlagNoBody); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ParseRequest(e.Bytes()[HeaderSize:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, key := range RequestKeys {
+		if field := typ.Field(i).Name; m[key] != field {
+			t.Errorf("%s is the value of field %s, want %s", key, m[key], field)
+		}
+	}
+	if want := "Method ScriptName PathInfo QueryString RequestURI ServerName ServerPort ServerProtocol RemoteAddr RemotePort URLScheme"; strings.Join(values, " ") != want {
+		t.Errorf("RequestLine's fields are %q, want %q", values, want)
+	}
+}
+
+func TestParseRequest(t *testing.T) {
+	fixed := strings.Repeat("v\x00", len(RequestKeys))
+	for _, c := range []struct {
+		payload string
+		want    map[string]string // nil: a protocol violation
+	}{
+		{"", nil},
+		{"GET\x00", nil},
+		{fixed[:len(fixed)-1], nil},
+		{fixed + "K", nil},
+		{fixed + "K\x00", nil},
+		{fixed, map[string]string{}},
+		{fixed + "K\x00\x00", map[string]string{"K": ""}},
+		{fixed + "SCRIPT_NAME\x00/a\x00", map[string]string{"SCRIPT_NAME": "/a"}},
+	} {
+		m, err := ParseRequest([]byte(c.payload))
+		if c.want == nil {
+			if !errors.Is(err, ErrProtocol) {
+				t.Errorf("%q: %q %v, want a protocol violation", c.payload, m, err)
+			}
+			continue
+		}
+		want := map[string]string{}
+		for _, key := range RequestKeys {
+			want[key] = "v"
+		}
+		maps.Copy(want, c.want)
+		if err != nil || !reflect.DeepEqual(m, want) {
+			t.Errorf("%q: %q %v, want %q", c.payload, m, err, want)
+		}
 	}
 }
 
 func TestRequestEncoderRefuses(t *testing.T) {
 	for _, kv := range [][2]string{{"PATH_INFO", "/a\x00b"}, {"HTTP_X\x00Y", "v"}, {"K", "\x00"}} {
 		var e RequestEncoder
-		e.Begin(nil, 0)
+		e.Begin(nil, 0, &RequestLine{})
 		e.Pair("A", "1")
 		e.Pair(kv[0], kv[1])
 		if err := e.End(0); !errors.Is(err, ErrFieldNUL) {
 			t.Errorf("a NUL in %q: %v, want ErrFieldNUL", kv, err)
 		}
 	}
+	// A NUL in any of the fixed values.
+	for i, key := range RequestKeys {
+		values := make([]string, len(RequestKeys))
+		values[i] = "a\x00b"
+		var e RequestEncoder
+		e.Begin(nil, 0, requestLine(t, values))
+		e.Pair("A", "1")
+		if err := e.End(0); !errors.Is(err, ErrFieldNUL) {
+			t.Errorf("a NUL in %s: %v, want ErrFieldNUL", key, err)
+		}
+	}
 	var e RequestEncoder
-	e.Begin(nil, 0)
+	e.Begin(nil, 0, &RequestLine{})
 	e.Header("Cookie", []string{"a\x00b"})
 	if err := e.End(0); !errors.Is(err, ErrFieldNUL) {
 		t.Errorf("a NUL in a header: %v, want ErrFieldNUL", err)
 	}
 	// The largest payload passes, one byte more does not.
-	long := strings.Repeat("v", MaxPayload-len("K\x00\x00"))
-	e.Begin(nil, 0)
+	long := strings.Repeat("v", MaxPayload-len(RequestKeys)-len("K\x00\x00"))
+	e.Begin(nil, 0, &RequestLine{})
 	e.Pair("K", long)
 	if err := e.End(0); err != nil {
 		t.Fatalf("payload of MaxPayload bytes: %v", err)
 	}
-	e.Begin(nil, 0)
+	e.Begin(nil, 0, &RequestLine{})
 	e.Pair("K", long+"v")
 	if err := e.End(0); !errors.Is(err, ErrRequestTooLarge) {
 		t.Fatalf("payload of MaxPayload+1 bytes: %v, want ErrRequestTooLarge", err)
@@ -112,41 +207,46 @@ func TestRequestEncoderRefuses(t *testing.T) {
 // given, whatever was in it.
 func TestRequestEncoderReusesBuffer(t *testing.T) {
 	var e RequestEncoder
-	e.Begin(nil, 0)
+	e.Begin(nil, 0, &RequestLine{Method: "OLD"})
 	e.Pair("OLD", "x")
 	e.Body([]byte("body"), false)
 	old := e.Bytes()
-	e.Begin(old, 1)
+	e.Begin(old, 1, &RequestLine{Method: "GET"})
 	e.Pair("K", "v")
 	if err := e.End(FlagNoBody); err != nil {
 		t.Fatal(err)
 	}
-	want := append(AppendRequestHeader(nil, FlagNoBody, 1, 4), "K\x00v\x00"...)
+	payload := "GET" + strings.Repeat("\x00", len(RequestKeys)) + "K\x00v\x00"
+	want := append(AppendRequestHeader(nil, FlagNoBody, 1, len(payload)), payload...)
 	if !bytes.Equal(e.Bytes(), want) || &e.Bytes()[0] != &old[0] {
 		t.Fatalf("got %x, want %x in the old buffer", e.Bytes(), want)
 	}
 }
 
 // FuzzRequestEncoder encodes requests made of arbitrary fields and bodies
-// and reads them back with the Reader and ParsePairs: what the encoder
+// and reads them back with the Reader and ParseRequest: what the encoder
 // accepts decodes to exactly what it was given, and it refuses exactly the
 // fields with a NUL. `go test` runs only the seeds; run the fuzzer with:
 // go test ./protocol -run '^$' -fuzz FuzzRequestEncoder -fuzztime 60s
 func FuzzRequestEncoder(f *testing.F) {
-	f.Add([]byte("REQUEST_METHOD\x01GET\x01PATH_INFO\x01/\x01"), uint16(0), []byte(nil), false, uint8(2))
-	f.Add([]byte("K\x01v\x00\x01"), uint16(7), []byte("a=1"), true, uint8(0))
-	f.Add([]byte("Accept-Encoding\x01gzip\x02br\x01"), uint16(1), bytes.Repeat([]byte("x"), 2*BodyChunk+1), false, uint8(1))
+	f.Add([]byte("GET\x01\x01/\x01\x01/\x01localhost\x0180\x01HTTP/1.1\x01127.0.0.1\x0140000\x01http\x01HTTP_HOST\x01localhost\x01Accept\x01*/*\x01"), uint16(0), []byte(nil), false, uint8(1))
+	f.Add([]byte("GET\x00\x01"), uint16(7), []byte("a=1"), true, uint8(0))
+	f.Add([]byte("POST\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01https\x01K\x01v\x00\x01"), uint16(7), []byte("a=1"), true, uint8(0))
+	f.Add([]byte("\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01Accept-Encoding\x01gzip\x02br\x01"), uint16(1), bytes.Repeat([]byte("x"), 2*BodyChunk+1), false, uint8(1))
 	f.Add([]byte(""), uint16(65535), []byte{}, false, uint8(3))
 	f.Fuzz(func(t *testing.T, fields []byte, app uint16, body []byte, more bool, headers uint8) {
-		// Fields are separated by 0x01: key, value, key, value... The
-		// last `headers` pairs are headers, whose values 0x02 separates.
+		// Fields are separated by 0x01: the fixed values (empty where
+		// fields has too few), then key, value, key, value... The last
+		// `headers` pairs are headers, whose values 0x02 separates.
 		parts := strings.Split(string(fields), "\x01")
+		fixed := make([]string, len(RequestKeys))
+		parts = parts[copy(fixed, parts):]
 		if len(parts)%2 != 0 {
 			parts = parts[:len(parts)-1]
 		}
 		var e RequestEncoder
-		e.Begin(nil, app)
-		var want []string
+		e.Begin(nil, app, requestLine(t, fixed))
+		want := slices.Clone(fixed)
 		nHeaders := min(int(headers), len(parts)/2)
 		for i := 0; i < len(parts); i += 2 {
 			k, v := parts[i], parts[i+1]
@@ -164,8 +264,8 @@ func FuzzRequestEncoder(f *testing.F) {
 			flags = 0
 		}
 		err := e.End(flags)
-		if hasNUL := strings.Contains(strings.Join(parts, ""), "\x00"); hasNUL != (err != nil) {
-			t.Fatalf("End() = %v for fields %q", err, parts)
+		if hasNUL := strings.Contains(strings.Join(fixed, "")+strings.Join(parts, ""), "\x00"); hasNUL != (err != nil) {
+			t.Fatalf("End() = %v for fields %q and %q", err, fixed, parts)
 		}
 		if err != nil {
 			return
@@ -186,18 +286,13 @@ func FuzzRequestEncoder(f *testing.F) {
 		if err != nil || req.Type != Request || req.Flags != flags {
 			t.Fatalf("REQUEST read back as %s %d: %v", req.Type, req.Flags, err)
 		}
-		got := []string{}
-		if len(req.Payload) > 0 {
-			got = strings.Split(string(req.Payload[:len(req.Payload)-1]), "\x00")
+		// Never empty: the fixed values are always there.
+		got := strings.Split(string(req.Payload[:len(req.Payload)-1]), "\x00")
+		if !slices.Equal(got, want) {
+			t.Fatalf("fields read back as %q, want %q", got, want)
 		}
-		if len(want) == 0 {
-			want = []string{}
-		}
-		if strings.Join(got, "\x00") != strings.Join(want, "\x00") || len(got) != len(want) {
-			t.Fatalf("pairs read back as %q, want %q", got, want)
-		}
-		if _, err := ParsePairs(req.Payload); err != nil {
-			t.Fatalf("ParsePairs: %v", err)
+		if _, err := ParseRequest(req.Payload); err != nil {
+			t.Fatalf("ParseRequest: %v", err)
 		}
 		var gotBody []byte
 		for {

@@ -42,7 +42,10 @@ def application(environ, start_response):
 def drive(fd, count):
     """Caddy's side: one REQUEST, then read to its RESPONSE_END."""
     sock = socket.socket(fileno=fd)
-    request = wire.frame(wire.REQUEST, wire.encode_pairs(ENVIRON), wire.FLAG_NO_BODY)
+    environ = dict(ENVIRON)
+    payload = ''.join(environ.pop(key) + '\0' for key in wire.REQUEST_KEYS)
+    payload += ''.join(key + '\0' + value + '\0' for key, value in environ.items())
+    request = wire.frame(wire.REQUEST, payload.encode('latin-1'), wire.FLAG_NO_BODY)
     buf = b''
     for _ in range(count):
         sock.sendall(request)

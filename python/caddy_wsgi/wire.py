@@ -4,7 +4,7 @@ import json
 import socket
 import struct
 
-VERSION = 5
+VERSION = 6
 
 # type, flags, application index (REQUEST) or reserved (zero), payload length
 HEADER = struct.Struct('>BBHI')
@@ -25,6 +25,11 @@ RESPONSE_END = 0x13
 APP_ERROR = 0x14
 BODY_MORE = 0x20
 LOG = 0x30
+
+# The environ keys every REQUEST has: its payload starts with their values,
+# in this order, each followed by NUL, before its key/value pairs.
+REQUEST_KEYS = ('REQUEST_METHOD', 'SCRIPT_NAME', 'PATH_INFO', 'QUERY_STRING', 'REQUEST_URI', 'SERVER_NAME',
+                'SERVER_PORT', 'SERVER_PROTOCOL', 'REMOTE_ADDR', 'REMOTE_PORT', 'wsgi.url_scheme')
 
 # Sent by the server.
 REQUEST = 0x40
@@ -112,12 +117,13 @@ def body_frames(data):
 
 
 def encode_pairs(pairs):
-    """A HELLO or REQUEST payload: every key and value followed by NUL."""
+    """A HELLO payload: every key and value followed by NUL."""
     return b''.join(k.encode('latin-1') + b'\0' + v.encode('latin-1') + b'\0' for k, v in pairs)
 
 
 def decode_pairs(payload):
-    """A REQUEST payload as a dict: one decode, one split, one zip."""
+    """A key/value list as a dict: one decode, one split, one zip. (The
+    worker decodes a REQUEST in Worker.handle.)"""
     fields = iter(payload.decode('latin-1').split('\0'))
     return dict(zip(fields, fields))
 

@@ -27,6 +27,10 @@ SMALL_BODY = 4096
 # Seconds between two looks for a CANCEL while a response streams.
 CANCEL_CHECK_INTERVAL = 0.1
 
+# The fields of the shortest REQUEST payload split at NUL: the fixed values,
+# and the empty string after the NUL that ends the last one.
+REQUEST_MIN_FIELDS = len(wire.REQUEST_KEYS) + 1
+
 
 class Input:
     """wsgi.input: streams the request body, pulling it from Caddy on demand.
@@ -538,7 +542,16 @@ class Worker:
 
     def handle(self, app, base_environ, flags, payload):
         environ = base_environ.copy()
-        fields = iter(payload.decode('latin-1').split('\0'))
+        fields = payload.decode('latin-1').split('\0')
+        # Fewer fields would leave fixed keys out of the environ; Caddy never
+        # sends such a REQUEST.
+        if len(fields) < REQUEST_MIN_FIELDS:
+            raise wire.ProtocolError('REQUEST without all of its %d fixed values' % len(wire.REQUEST_KEYS))
+        fields = iter(fields)
+        # The fixed values, by position. zip takes from REQUEST_KEYS first,
+        # so it stops at its end without taking a field more: the pairs
+        # start at the next one.
+        environ.update(zip(wire.REQUEST_KEYS, fields))
         environ.update(zip(fields, fields))
         # Most requests have no body: they share one exhausted stream.
         body = self.no_body if flags & wire.FLAG_NO_BODY else Input(self.conn, True)

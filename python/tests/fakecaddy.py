@@ -53,6 +53,10 @@ FLAG_NO_BODY = 0x01
 FLAG_TRUNCATED = 0x01
 FLAG_ABORTED = 0x01
 
+# RequestKeys in protocol/request.go: the values that start a REQUEST.
+REQUEST_KEYS = ('REQUEST_METHOD', 'SCRIPT_NAME', 'PATH_INFO', 'QUERY_STRING', 'REQUEST_URI', 'SERVER_NAME',
+                'SERVER_PORT', 'SERVER_PROTOCOL', 'REMOTE_ADDR', 'REMOTE_PORT', 'wsgi.url_scheme')
+
 LEVEL_INFO = 0
 LEVEL_WARN = 1
 LEVEL_ERROR = 2
@@ -104,14 +108,15 @@ def frame(kind, payload=b'', flags=0, app=0):
     return HEADER.pack(kind, flags, app, len(payload)) + payload
 
 
-def encode_pairs(pairs):
-    """A REQUEST payload. Values may be str (sent as latin-1) or raw bytes."""
-    out = []
-    for key, value in pairs.items():
-        for item in (key, value):
-            out.append(item if isinstance(item, bytes) else item.encode('latin-1'))
-            out.append(b'\0')
-    return b''.join(out)
+def encode_request(environ):
+    """A REQUEST payload for an environ dict, which must have every one of
+    REQUEST_KEYS: their values, then the other keys as pairs. Values may be
+    str (sent as latin-1) or raw bytes."""
+    environ = dict(environ)
+    fields = [environ.pop(key) for key in REQUEST_KEYS]
+    for key, value in environ.items():
+        fields += (key, value)
+    return b''.join((item if isinstance(item, bytes) else item.encode('latin-1')) + b'\0' for item in fields)
 
 
 def decode_pairs(payload):
@@ -334,7 +339,7 @@ class Client:
         env.update(environ or {})
         if body is not None and 'CONTENT_LENGTH' not in env:
             env['CONTENT_LENGTH'] = str(len(body))
-        out = [frame(REQUEST, encode_pairs(env), FLAG_NO_BODY if body is None else 0, app)]
+        out = [frame(REQUEST, encode_request(env), FLAG_NO_BODY if body is None else 0, app)]
         rest = b''
         paused = False
         if body is not None:

@@ -961,7 +961,7 @@ def worker_process():
 def check_hello(f, proc, python):
     assert f.kind == HELLO, f
     hello = decode_pairs(f.payload)
-    assert hello['protocol'] == '5'
+    assert hello['protocol'] == '6'
     assert hello['pid'] == str(proc.pid)
     assert hello['python'].startswith('3.')
     assert hello['executable']
@@ -1073,13 +1073,13 @@ def test_worker_process_one_script_two_callables(python, tmp_path, worker_proces
 
 @pytest.mark.parametrize('python', PYTHONS)
 def test_worker_process_exits_on_unknown_app_index(python, tmp_path, worker_process):
-    from fakecaddy import DEFAULT_ENVIRON, FLAG_NO_BODY, REQUEST, encode_pairs, frame
+    from fakecaddy import DEFAULT_ENVIRON, FLAG_NO_BODY, REQUEST, encode_request, frame
     script = write(tmp_path / 'hello.wsgi', HELLO_APP)
     wp = worker_process(python, script, tmp_path, extra=['--app', str(script)])
     client = wp.clients[0]
     check_hello(client.read_hello(), wp.proc, python)
     assert json.loads(client.request(app=1).body)['script_filename'] == str(script)
-    client.sock.sendall(frame(REQUEST, encode_pairs(DEFAULT_ENVIRON), FLAG_NO_BODY, app=2))
+    client.sock.sendall(frame(REQUEST, encode_request(DEFAULT_ENVIRON), FLAG_NO_BODY, app=2))
     assert wp.proc.wait(TIMEOUT) == 70
     assert 'ProtocolError: REQUEST for application 2; applications in this worker: 2' in wp.proc.stderr.read().decode()
 

@@ -3,18 +3,20 @@ and the wire protocol, one request at a time on one connection."""
 
 import contextlib
 import io
+import json
 import logging
 import logging.handlers
 import sys
 import threading
 import warnings
+from pathlib import Path
 from wsgiref.validate import validator
 
 import pytest
 
 from caddy_wsgi import wire, worker
 from fakecaddy import (BODY, BODY_CHUNK, BODY_END, CANCEL, DEFAULT_ENVIRON, FLAG_NO_BODY,  # noqa: F401 (fixtures)
-                       LEVEL_DEBUG, LEVEL_ERROR, LEVEL_INFO, LEVEL_WARN, REQUEST, TIMEOUT, encode_pairs, frame,
+                       LEVEL_DEBUG, LEVEL_ERROR, LEVEL_INFO, LEVEL_WARN, REQUEST, TIMEOUT, encode_request, frame,
                        make_base_environ, make_caddy, os_trap, routed_output)
 
 KiB = 1024
@@ -1427,17 +1429,77 @@ def test_worker_exits_on_protocol_error(serve):
 def test_worker_exits_on_unknown_app_index(make_caddy, capfd):
     caddy = make_caddy(ok(), extra_apps=[(ok(b'second'), make_base_environ())])
     assert caddy.request(app=1).body == b'second'
-    caddy.sock.sendall(frame(REQUEST, encode_pairs(DEFAULT_ENVIRON), FLAG_NO_BODY, app=2))
+    caddy.sock.sendall(frame(REQUEST, encode_request(DEFAULT_ENVIRON), FLAG_NO_BODY, app=2))
     caddy.thread.join(TIMEOUT)
     assert caddy.exit_code == 70
     assert 'REQUEST for application 2; applications in this worker: 2' in capfd.readouterr().err
+
+
+VECTORS = json.loads((Path(__file__).resolve().parents[2] / 'protocol' / 'testdata' / 'vectors.json').read_text())
+
+
+def environ_of_request(serve, payload):
+    """The environ the application gets for a REQUEST payload."""
+    seen = {}
+
+    def app(environ, start_response):
+        seen.update(environ)
+        return ok()(environ, start_response)
+
+    caddy = serve(app)
+    caddy.sock.sendall(frame(REQUEST, payload, FLAG_NO_BODY))
+    assert caddy.reader.read().payload.startswith(b'200 OK')
+    return seen
+
+
+@pytest.mark.parametrize('vector', [v for v in VECTORS['vectors'] if v['frames'][0]['type'] == 'REQUEST'],
+                         ids=lambda v: v['name'])
+def test_request_vectors(serve, vector):
+    """The worker decodes the REQUEST of each golden vector (its body left
+    out) into the environ it describes."""
+    f = vector['frames'][0]
+    want = dict(zip(VECTORS['request_keys'], f['fixed']))
+    want.update(f['pairs'])
+    environ = environ_of_request(serve, bytes.fromhex(f['hex'])[wire.HEADER_SIZE:])
+    assert {key: environ.get(key) for key in want} == want
+    assert not {key for key in environ if key.isupper()} - set(want) - set(make_base_environ())
+
+
+def test_request_latin1(serve):
+    """Environ values are bytes shown as latin-1 (PEP 3333)."""
+    f = next(v for v in VECTORS['vectors'] if v['name'] == 'request_latin1_path')['frames'][0]
+    environ = environ_of_request(serve, bytes.fromhex(f['hex'])[wire.HEADER_SIZE:])
+    assert environ['PATH_INFO'] == '/caf\u00c3\u00a9'
+    assert environ['PATH_INFO'].encode('latin-1').decode('utf-8') == '/caf\u00e9'
+    assert environ['HTTP_X_NAME'] == 'J\u00fcrgen'
+
+
+@pytest.mark.parametrize('payload', [
+    b'', b'GET\0', b'GET\0' * 10,
+    b'GET\0' * 10 + b'http',  # the last value without its NUL
+])
+def test_worker_exits_on_request_without_all_fixed_values(serve, capfd, payload):
+    caddy = serve(ok())
+    caddy.sock.sendall(frame(REQUEST, payload, FLAG_NO_BODY))
+    caddy.thread.join(TIMEOUT)
+    assert caddy.exit_code == 70
+    assert 'REQUEST without all of its 11 fixed values' in capfd.readouterr().err
+
+
+def test_request_of_fixed_values_only(serve):
+    """The fixed values go to their keys by position; a REQUEST needs no
+    pairs after them."""
+    values = ['GET', '/s', '/p', 'q=1', '/s/p?q=1', 'example.com', '8443', 'HTTP/2.0', '192.0.2.1', '1234', 'https']
+    environ = environ_of_request(serve, b''.join(v.encode() + b'\0' for v in values))
+    assert {key: environ[key] for key in wire.REQUEST_KEYS} == dict(zip(wire.REQUEST_KEYS, values))
+    assert 'HTTP_HOST' not in environ
 
 
 def test_worker_exits_on_reserved_bytes_in_body_frame(serve, capfd):
     # Only a REQUEST carries an application index: in the body frames that
     # follow it, bytes 2-3 stay reserved.
     caddy = serve(ok())
-    caddy.sock.sendall(frame(REQUEST, encode_pairs(dict(DEFAULT_ENVIRON, CONTENT_LENGTH='1')))
+    caddy.sock.sendall(frame(REQUEST, encode_request(dict(DEFAULT_ENVIRON, CONTENT_LENGTH='1')))
                        + frame(BODY, b'x', app=1) + frame(BODY_END))
     caddy.thread.join(TIMEOUT)
     assert caddy.exit_code == 70
