@@ -365,7 +365,7 @@ class Request:
 
     __slots__ = ('conn', 'head', 'head_sent', 'pending', 'send_body', 'body', 'cancelled', 'next_check')
 
-    def __init__(self, conn, send_body, body):
+    def __init__(self, conn, send_body, body, started):
         self.conn = conn
         self.head = None
         self.head_sent = False
@@ -373,7 +373,7 @@ class Request:
         self.send_body = send_body
         self.body = body
         self.cancelled = False  # Caddy sent CANCEL: the client is gone
-        self.next_check = 0.0  # when client_gone looks for a CANCEL again
+        self.next_check = started + CANCEL_CHECK_INTERVAL  # when client_gone looks for a CANCEL
 
     def start_response(self, status, headers, exc_info=None):
         if exc_info is not None:
@@ -404,9 +404,11 @@ class Request:
     def client_gone(self):
         """Whether the client went away: then Caddy cancels the exchange.
         Asked before each chunk of a streamed response, so that an endless
-        one stops soon after; it looks on the socket before the first chunk
-        and then at most every CANCEL_CHECK_INTERVAL, which keeps the
-        system calls off a stream of many small chunks."""
+        one stops soon after; it looks on the socket at most every
+        CANCEL_CHECK_INTERVAL from the start of the request, which keeps the
+        system call off the many responses that frameworks return as
+        iterables (Flask's, Django's) and are done sooner, and off a stream
+        of many small chunks."""
         if not self.cancelled:
             now = monotonic()
             if now >= self.next_check:
@@ -557,8 +559,9 @@ class Worker:
         body = self.no_body if flags & wire.FLAG_NO_BODY else Input(self.conn, True)
         environ['wsgi.input'] = body
         environ['wsgi.errors'] = self.errors
-        self.serving = (environ, monotonic())
-        request = Request(self.conn, environ['REQUEST_METHOD'] != 'HEAD', body)
+        started = monotonic()
+        self.serving = (environ, started)
+        request = Request(self.conn, environ['REQUEST_METHOD'] != 'HEAD', body, started)
         try:
             result = app(environ, request.start_response)
             try:
