@@ -1,14 +1,24 @@
-"""The worker's cost per hello request, on its real path (Worker.serve ->
-handle -> send -> end) over a socketpair. Not a test: a measuring tool.
+"""The worker's cost per request, on its real path (Worker.serve -> handle
+-> send -> end) over a socketpair. Not a test: a measuring tool.
 
-    python3 python/bench_worker.py N       CPU µs per request (user and system)
-    python3 python/bench_worker.py --callgrind [N]
-                                           instructions per request
+    python3 python/bench_worker.py N           CPU µs per request (user and system)
+    python3 python/bench_worker.py --callgrind N
+                                               instructions per request
+    --app FILE --path /json                    serve FILE's `application` (default: hello world)
+    --ahead K                                  keep K more requests waiting
 
 The driver playing Caddy is a separate process that valgrind does not
 follow (it is exec'd), so only the worker's side is counted. --callgrind
 runs N and 3N requests and divides the difference, which leaves out
 start-up and import.
+
+Caddy sends a thread its next request only once the last one has ended, so
+between two requests the thread sleeps and is woken. With --ahead K the
+driver keeps K requests queued behind the one being served, as a thread
+that takes requests from a backlog finds them (mod_wsgi's and uWSGI's
+daemons accept from a listen queue): the difference is what the sleep and
+the wake-up cost. Only for responses done within 0.1 s, before the worker
+first looks for a CANCEL, where a queued REQUEST would be out of step.
 """
 
 import argparse
@@ -39,36 +49,62 @@ def application(environ, start_response):
     return [b'Hello, world!']
 
 
-def drive(fd, count):
-    """Caddy's side: one REQUEST, then read to its RESPONSE_END."""
+def drive(fd, count, path, ahead):
+    """Caddy's side: one REQUEST (ahead more queued), then read to its
+    RESPONSE_END."""
     sock = socket.socket(fileno=fd)
-    environ = dict(ENVIRON)
+    environ = dict(ENVIRON, PATH_INFO=path, REQUEST_URI=path)
     payload = ''.join(environ.pop(key) + '\0' for key in wire.REQUEST_KEYS)
     payload += ''.join(key + '\0' + value + '\0' for key, value in environ.items())
     request = wire.frame(wire.REQUEST, payload.encode('latin-1'), wire.FLAG_NO_BODY)
     buf = b''
+    sent = min(ahead, count)
+    sock.sendall(request * sent)
     for _ in range(count):
-        sock.sendall(request)
+        if sent < count:
+            sock.sendall(request)
+            sent += 1
         done = False
         while not done:
             while len(buf) < wire.HEADER_SIZE:
-                buf += sock.recv(65536)
+                buf += receive(sock)
             kind, flags, reserved, size = wire.HEADER.unpack_from(buf)
             while len(buf) < wire.HEADER_SIZE + size:
-                buf += sock.recv(65536)
+                buf += receive(sock)
             buf = buf[wire.HEADER_SIZE + size:]
             done = kind == wire.RESPONSE_END
     sock.close()
 
 
-def serve(count):
+def receive(sock):
+    data = sock.recv(65536)
+    if not data:
+        sys.exit('bench_worker driver: the worker closed the connection (see its error above)')
+    return data
+
+
+def load_app(path):
+    """The `application` of a WSGI script file, imported with its directory
+    on sys.path, as the worker imports one."""
+    import importlib.util
+    path = os.path.abspath(path)
+    sys.path.insert(0, os.path.dirname(path))
+    spec = importlib.util.spec_from_file_location('bench_app', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.application
+
+
+def serve(opts):
     from caddy_wsgi import main, worker
+    app = load_app(opts.app) if opts.app else application
     ours, theirs = socket.socketpair()
-    driver = subprocess.Popen([sys.executable, __file__, '--drive', str(theirs.fileno()), str(count)],
+    driver = subprocess.Popen([sys.executable, __file__, '--drive', str(theirs.fileno()), str(opts.count),
+                               '--path', opts.path, '--ahead', str(opts.ahead)],
                               pass_fds=[theirs.fileno()])
     theirs.close()
     args = argparse.Namespace(fds=[3, 4, 5, 6], processes=2, group='')
-    apps = [(application, main.base_environ(args, ''))]
+    apps = [(app, main.base_environ(args, ''))]
     local = worker.install_output_routing()
     start = resource.getrusage(resource.RUSAGE_SELF)
     worker.Worker(wire.Connection(ours), apps, local).serve()
@@ -77,28 +113,38 @@ def serve(count):
     return end.ru_utime - start.ru_utime, end.ru_stime - start.ru_stime
 
 
-def callgrind_total(count):
+def callgrind_total(opts, count):
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, 'callgrind.out')
         subprocess.run(['valgrind', '--tool=callgrind', '--callgrind-out-file=' + out, sys.executable,
-                        __file__, str(count)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                        __file__, str(count), *app_args(opts)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with open(out) as f:
             return int(re.search(r'^totals: (\d+)', f.read(), re.M).group(1))
 
 
+def app_args(opts):
+    return (['--app', opts.app] if opts.app else []) + ['--path', opts.path, '--ahead', str(opts.ahead)]
+
+
 def main():
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    if sys.argv[1] == '--drive':
-        drive(int(sys.argv[2]), int(sys.argv[3]))
+    parser = argparse.ArgumentParser(usage=__doc__)
+    parser.add_argument('count', type=int, nargs='?', default=2000)
+    parser.add_argument('--callgrind', action='store_true')
+    parser.add_argument('--app')
+    parser.add_argument('--path', default='/')
+    parser.add_argument('--ahead', type=int, default=0)
+    parser.add_argument('--drive', type=int, metavar='FD', help=argparse.SUPPRESS)
+    opts = parser.parse_args()
+    if opts.drive is not None:
+        drive(opts.drive, opts.count, opts.path, opts.ahead)
         return
-    if sys.argv[1] == '--callgrind':
-        count = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
-        per_request = (callgrind_total(3 * count) - callgrind_total(count)) / (2 * count)
+    if opts.callgrind:
+        per_request = (callgrind_total(opts, 3 * opts.count) - callgrind_total(opts, opts.count)) / (2 * opts.count)
         print('%s %s: %.0f instructions per request' % (sys.executable, sys.version.split()[0], per_request))
         return
-    count = int(sys.argv[1])
-    user, system = serve(count)
+    user, system = serve(opts)
+    count = opts.count
     print('%s %s: %.1f µs CPU per request (user %.1f, system %.1f)'
           % (sys.executable, sys.version.split()[0], (user + system) / count * 1e6,
              user / count * 1e6, system / count * 1e6), file=sys.__stdout__)
