@@ -195,7 +195,7 @@ func (h *Handler) acquire(ctx context.Context, frames []byte) (*groupRun, releas
 	select {
 	case <-run.ready:
 		if run.pool != nil {
-			c, err := run.pool.Acquire(ctx, frames)
+			c, err := run.pool.AcquireOr(ctx, frames, h.flight.waitersGiveUp)
 			if !errors.Is(err, pool.ErrClosed) {
 				return run, run.pool, c, err
 			}
@@ -211,7 +211,7 @@ func (h *Handler) acquire(ctx context.Context, frames []byte) (*groupRun, releas
 			break
 		}
 		protocol.SetRequestApp(frames, app)
-		c, err := o.pool.Acquire(ctx, frames)
+		c, err := o.pool.AcquireOr(ctx, frames, h.flight.waitersGiveUp)
 		if !errors.Is(err, pool.ErrClosed) {
 			return o, o.pool, c, err
 		}
@@ -221,7 +221,7 @@ func (h *Handler) acquire(ctx context.Context, frames []byte) (*groupRun, releas
 		return nil, nil, nil, err
 	}
 	protocol.SetRequestApp(frames, h.appIndex)
-	c, err := p.Acquire(ctx, frames)
+	c, err := p.AcquireOr(ctx, frames, h.flight.waitersGiveUp)
 	return run, p, c, err
 }
 

@@ -102,6 +102,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, scriptName, path
 	run, rel, c, err := acquire(r.Context(), frames)
 	handed := time.Now()
 	if err != nil {
+		if errors.Is(err, pool.ErrGaveUp) {
+			return h.gaveUp(r)
+		}
 		if errors.Is(err, context.Canceled) {
 			h.logger.Debug("the client went away while its request waited for a worker thread; nothing is sent",
 				zap.String("method", r.Method), zap.String("uri", r.RequestURI))

@@ -25,10 +25,13 @@ type inflight struct {
 	mu        sync.Mutex
 	exchanges map[*exchange]struct{}
 	cut       bool // the server began to shut down graceful ago
+	// Closed at the cut: the handler's requests still waiting for a worker
+	// thread give up, and are never sent.
+	waitersGiveUp chan struct{}
 }
 
 func newInflight(graceful time.Duration) *inflight {
-	return &inflight{graceful: graceful, exchanges: make(map[*exchange]struct{})}
+	return &inflight{graceful: graceful, exchanges: make(map[*exchange]struct{}), waitersGiveUp: make(chan struct{})}
 }
 
 // serverShutdown is registered with the handler's server: the exchanges in
@@ -41,6 +44,7 @@ func (f *inflight) serverShutdown() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.cut = true
+		close(f.waitersGiveUp)
 		for e := range f.exchanges {
 			e.cutOff()
 		}
@@ -73,6 +77,14 @@ func (f *inflight) remove(e *exchange) {
 func (e *exchange) cutOff() {
 	e.cut.Store(true)
 	e.c.SetDeadline(time.Unix(1, 0))
+}
+
+// gaveUp answers a request that was still waiting for a worker thread when
+// its server's graceful_timeout ran out: 503, and no worker saw it.
+func (h *Handler) gaveUp(r *http.Request) error {
+	h.logger.Error("the server is shutting down and the request waited past graceful_timeout for a worker thread; it was not sent to the application",
+		zap.String("method", r.Method), zap.String("uri", r.RequestURI), zap.Duration("graceful_timeout", h.flight.graceful))
+	return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("the server shut down before a worker thread was free"))
 }
 
 // shutdownCut answers a request that outlived graceful_timeout after its

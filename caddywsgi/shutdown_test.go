@@ -112,3 +112,76 @@ func stuckIn(t *testing.T, c *caddy, tag string) (<-chan outcome, int) {
 	pid, _ := strconv.Atoi(stuckPID.FindStringSubmatch(c.waitLog("stuck " + tag + " in pid"))[1])
 	return o, pid
 }
+
+// TestReloadWithQueuedRequest: a request still waiting for a worker thread
+// when its server's graceful_timeout runs out gets a 503 and never reaches
+// the application. Here the only thread is stuck and a reload keeps the
+// pool: before, the waiting request went to the stuck process's
+// replacement, was broken off there at once, and had that process recycled
+// too.
+func TestReloadWithQueuedRequest(t *testing.T) {
+	adminPort := freePort(t)
+	admin := fmt.Sprintf("http://localhost:%d", adminPort)
+	site := func(extra string) string {
+		return fmt.Sprintf(`:{http_port} {
+	route {
+		respond /extra %q 200
+		wsgi_script / {apps}/hostile.wsgi {
+			python {python}
+			processes 1
+			threads 1
+			graceful_timeout 2s
+			shutdown_timeout 1s
+		}
+	}
+}`, extra)
+	}
+	c, err := launchCaddy(t, fmt.Sprintf("admin localhost:%d", adminPort), site("one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck, _ := stuckIn(t, c, "first")
+	queued := inBackground(c.URL("/stuck?tag=queued"))
+	waitQueueDepth(t, admin, 1)
+
+	if status, body := loadCaddyfile(t, adminPort, c.HTTPPort, site("two")); status != 200 {
+		t.Fatalf("reload: %d %s", status, body)
+	}
+	if o := endsWithin(t, queued, 10*time.Second, "the queued request"); o.status != 503 {
+		t.Errorf("the request waiting for a thread across the reload: %+v, want 503", o)
+	}
+	c.waitLog("waited past graceful_timeout for a worker thread; it was not sent to the application", `"uri":"/stuck?tag=queued"`)
+	if o := endsWithin(t, stuck, 10*time.Second, "the stuck request"); o.status != 503 {
+		t.Errorf("the stuck request across the reload: %+v, want 503", o)
+	}
+	// The pool serves the new config's requests, and the application never
+	// saw the one that waited.
+	if _, body := get(t, plainClient, "GET", c.URL("/pid"), nil); body == "" {
+		t.Error("no answer after the reload")
+	}
+	if line, ok := c.Log.wait("stuck queued in pid", 0); ok {
+		t.Errorf("the request that waited reached the application: %s", line)
+	}
+}
+
+// waitQueueDepth waits until the only group's line, as the admin API
+// reports it, holds depth requests.
+func waitQueueDepth(t *testing.T, admin string, depth int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		groups := decodeGroups(t, admin+"/wsgi/groups", nil)
+		if len(groups) != 1 {
+			t.Fatalf("want one group, got %v", groups)
+		}
+		for _, g := range groups {
+			if g.QueueDepth == depth {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("queue depth %d after 20s, want %d", g.QueueDepth, depth)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -170,6 +170,9 @@ var (
 	// as good a hint as any.
 	ErrQueueFull = errors.New("too many requests are waiting for a worker thread")
 	ErrClosed    = errors.New("the worker pool is shut down")
+	// ErrGaveUp is AcquireOr's giveUp closed before a thread took the
+	// request: no worker saw it.
+	ErrGaveUp = errors.New("gave up waiting for a worker thread")
 )
 
 // ErrRestarting is Reload asked while a reload (another Reload, or a script
@@ -422,8 +425,16 @@ func putWaiter(w *waiter) {
 // request that cannot be written (its worker just died) is retried on
 // another thread, since no worker saw it.
 func (p *Pool) Acquire(ctx context.Context, req []byte) (*Conn, error) {
+	return p.AcquireOr(ctx, req, nil)
+}
+
+// AcquireOr is Acquire for a caller that may stop waiting for a reason of
+// its own, other than its request's end: when giveUp closes (a nil channel
+// never does), a request not yet handed to a thread is never sent, and
+// AcquireOr returns ErrGaveUp.
+func (p *Pool) AcquireOr(ctx context.Context, req []byte, giveUp <-chan struct{}) (*Conn, error) {
 	for {
-		c, err := p.acquire(ctx, req)
+		c, err := p.acquire(ctx, req, giveUp)
 		if err != nil || c.sendErr == nil {
 			return c, err
 		}
@@ -437,7 +448,12 @@ func (p *Pool) Acquire(ctx context.Context, req []byte) (*Conn, error) {
 	}
 }
 
-func (p *Pool) acquire(ctx context.Context, req []byte) (*Conn, error) {
+func (p *Pool) acquire(ctx context.Context, req []byte, giveUp <-chan struct{}) (*Conn, error) {
+	select {
+	case <-giveUp:
+		return nil, ErrGaveUp
+	default:
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -487,6 +503,8 @@ func (p *Pool) acquire(ctx context.Context, req []byte) (*Conn, error) {
 		err = ErrQueueTimeout
 	case <-ctx.Done():
 		err = ctx.Err()
+	case <-giveUp:
+		err = ErrGaveUp
 	}
 	p.mu.Lock()
 	if elem.Value != nil {

@@ -222,6 +222,41 @@ func TestQueueTimeout(t *testing.T) {
 	p.Release(c, Reusable)
 }
 
+// TestAcquireOrGivesUp: once giveUp is closed, a request waiting in line
+// leaves it with ErrGaveUp, and a new one does not even take an idle
+// thread; the thread goes to neither, and serves the next request.
+func TestAcquireOrGivesUp(t *testing.T) {
+	p, _ := startPool(t, testConfig(t, 1, 1))
+	c, err := p.Acquire(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	giveUp := make(chan struct{})
+	queued := make(chan struct{})
+	p.testHookQueued = func() { close(queued) }
+	got := make(chan error, 1)
+	go func() {
+		_, err := p.AcquireOr(context.Background(), helloRequest(), giveUp)
+		got <- err
+	}()
+	<-queued
+	p.testHookQueued = nil
+	close(giveUp)
+	if err := <-got; !errors.Is(err, ErrGaveUp) {
+		t.Errorf("AcquireOr waiting in line when giveUp closed: %v, want ErrGaveUp", err)
+	}
+	p.Release(c, Reusable)
+	if _, err := p.AcquireOr(context.Background(), helloRequest(), giveUp); !errors.Is(err, ErrGaveUp) {
+		t.Errorf("AcquireOr with an idle thread after giveUp closed: %v, want ErrGaveUp", err)
+	}
+	c, err = p.Acquire(context.Background(), helloRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	readResponse(t, c)
+	p.Release(c, Reusable)
+}
+
 // TestHandOff: a request waiting for a thread is written to the worker by
 // whoever frees one, and its caller gets the connection.
 func TestHandOff(t *testing.T) {
