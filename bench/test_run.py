@@ -117,6 +117,30 @@ def test_summarize_ratios_are_per_round():
     assert "round 3: FAILED: did not start" in rows["granian"]["notes"]
 
 
+def test_latency_tables_half_peak_and_common_rate():
+    def lat(rate, p99):
+        return {"target_rate": rate, "p50_ms": 1.0, "p99_ms": p99, "p999_ms": 2 * p99}
+
+    results = [
+        result("hello", "caddy-wsgi", 1, 100.0, latency=lat(50, 4.0), latency_common=lat(20, 1.0)),
+        result("hello", "caddy-wsgi", 2, 120.0, latency=lat(60, 6.0), latency_common=lat(20, 3.0)),
+        result("hello", "granian", 1, 400.0, latency=lat(200, 8.0), latency_common=lat(20, 2.0)),
+    ]
+    summaries = {"hello": run.summarize(results, "hello", ["caddy-wsgi", "granian"])}
+    rows = {r["server"]: r for r in summaries["hello"]}
+    assert rows["caddy-wsgi"]["latency"]["p99_ms"] == 5.0
+    assert rows["caddy-wsgi"]["latency_common"]["p99_ms"] == 2.0
+    assert run.latency_md(summaries, "latency_common").splitlines()[2:] == [
+        "| hello | caddy-wsgi | 20 | 1.00 ms | 2.00 ms | 4.00 ms |",
+        "| hello | granian | 20 | 1.00 ms | 2.00 ms | 4.00 ms |"]
+    cfg = run.parse_args(["--workloads", "hello,file"])
+    workloads = [run.WORKLOAD_BY_NAME["hello"], run.WORKLOAD_BY_NAME["file"]]
+    machine = {"nproc": 2, "cpu": "?", "kernel": "?", "python": "?"}
+    text = run.tables_md(cfg, machine, summaries, workloads, ["caddy-wsgi", "granian"])
+    assert text.index("at half of each server's peak:") < text.index("at the same rate for every server:")
+    assert "the same for every server (hello 1,000 req/s)" in text
+
+
 def test_overview_shows_skipped_workloads_as_dash():
     results = [result("hello", "caddy-wsgi", 1, 100.0), result("hello", "caddy-respond", 1, 400.0),
                result("file", "caddy-wsgi", 1, 8.0), result("file", "caddy-file_server", 1, 10.0)]
