@@ -5,6 +5,7 @@ import csv
 import importlib.machinery
 import importlib.util
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -80,11 +81,12 @@ def test_parse_vegeta_csv():
     assert res["max_ms"] == pytest.approx(30000.0)
 
 
-def test_cpu_split():
+def test_front_split():
     before = {1: (100, "caddy run"), 2: (50, "python worker")}
     after = {1: (130, "caddy run"), 2: (70, "python worker"), 3: (5, "python worker")}
-    assert run.cpu_split(before, after, lambda pid, cmd: pid == 1) == (30, 25)
-    assert run.cpu_split(before, after, None) == (0, 55)
+    assert run.front_split(before, after, lambda pid, cmd: pid == 1) == (30, 25)
+    assert run.front_split(before, after, None) == (0, 55)
+    assert run.front_split({}, after, lambda pid, cmd: pid == 1) == (130, 75)  # totals: memory
     assert run.us_per_request(run.CLK_TCK, 1000) == pytest.approx(1000.0)  # 1 s over 1,000 requests
 
 
@@ -95,6 +97,23 @@ def result(workload, server, rnd, rps, **extra):
         r["error"] = "did not start"
     r.update(extra)
     return r
+
+
+def test_pss_of_a_process_tree():
+    values = run.subtree_values([os.getpid()], run.read_pss_kib)
+    kib, cmd = values[os.getpid()]
+    assert kib > 1024 and "pytest" in cmd  # this interpreter takes more than a MiB
+    assert run.subtree_values([2 ** 22 + 1], run.read_pss_kib) == {}  # no such process
+
+
+def test_memory_table():
+    results = [result("hello", "caddy-wsgi", 1, 100.0, mem_front_mib=40.0, mem_workers_mib=20.4),
+               result("hello", "caddy-wsgi", 2, 100.0, mem_front_mib=44.0, mem_workers_mib=22.4),
+               result("hello", "granian", 1, 100.0, mem_workers_mib=30.0)]
+    summaries = {"hello": run.summarize(results, "hello", ["caddy-wsgi", "granian"])}
+    assert run.front_workers_md(summaries, [run.WORKLOAD_BY_NAME["hello"]], ["caddy-wsgi", "granian"],
+                                "mem_front_mib", "mem_workers_mib").splitlines()[2:] == [
+        "| caddy-wsgi | 42 / 21 |", "| granian | – / 30 |"]
 
 
 def test_summarize_ratios_are_per_round():
