@@ -90,7 +90,6 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"wsgi_script /app a.wsgi {\nmemory_limit lots\n}":    `memory_limit must be a size such as 512MB, not "lots"`,
 		"wsgi_script /app a.wsgi {\numask 999\n}":            `umask must be an octal number such as 0027, not "999"`,
 		"wsgi_script /app a.wsgi {\nscript_reloading yes\n}": `script_reloading must be on or off, not "yes"`,
-		`wsgi_script /app a.wsgi scheduling_policy=fifo`:     `scheduling_policy: "fifo" is not a scheduling policy; want one of batch, other, idle`,
 		"wsgi_script /app a.wsgi {\npython_path\n}":          "python_path takes one or more directories",
 		`wsgi_script /app a.wsgi env=NOVALUE`:                `env takes a name and a value (env=NAME=VALUE inline), got 1`,
 		// The handler alone has no routes to put a document root in.

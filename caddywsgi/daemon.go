@@ -67,15 +67,6 @@ type DaemonGroup struct {
 	// The workers' umask, in octal, such as "0027". Default: Caddy's.
 	Umask string `json:"umask,omitempty"`
 
-	// The workers' Linux CPU scheduling policy: "batch" (SCHED_BATCH),
-	// "other" (SCHED_OTHER, Linux's default) or "idle" (SCHED_IDLE: the
-	// workers get a CPU only when nothing else wants it). Under "batch" a
-	// worker woken by a request does not preempt the thread running on its
-	// CPU, most often Caddy's, which then relays requests and responses
-	// without being switched out for each one; the workers' share of the
-	// CPU is the same as under "other". Default: "batch".
-	SchedulingPolicy string `json:"scheduling_policy,omitempty"`
-
 	// The name of the WSGI callable in a script, unless the wsgi_script sets
 	// its own. Default: "application".
 	CallableObject string `json:"callable_object,omitempty"`

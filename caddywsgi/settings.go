@@ -120,21 +120,6 @@ var daemonSettings = []daemonSetting{{
 	// check has accepted it.
 	toPool: func(g *DaemonGroup, c *pool.Config) { c.Umask, _ = parseUmask(g.Umask) },
 }, {
-	name: "scheduling_policy", def: "`batch`",
-	meaning: "the workers' Linux CPU scheduling policy: `batch`, `other` (Linux's default) or `idle` (CPU time only when nothing else wants it). " +
-		"Under `batch` a worker woken by a request does not preempt Caddy on its CPU, which saves a context switch or more per request " +
-		"(see [Benchmarks](#benchmarks)); the workers' share of the CPU is that of `other`",
-	parse: oneString(func(g *DaemonGroup) *string { return &g.SchedulingPolicy }),
-	check: func(g *DaemonGroup) error {
-		if err := pool.CheckSchedulingPolicy(g.SchedulingPolicy); err != nil {
-			return fmt.Errorf("scheduling_policy: %w", err)
-		}
-		return nil
-	},
-	toPool: func(g *DaemonGroup, c *pool.Config) {
-		c.SchedulingPolicy = cmp.Or(g.SchedulingPolicy, defaultSchedulingPolicy)
-	},
-}, {
 	name: "callable_object", meaning: "the WSGI callable's name in scripts", def: "`application`",
 	parse: oneString(func(g *DaemonGroup) *string { return &g.CallableObject }),
 }, {
@@ -225,10 +210,6 @@ var modWSGIOptions = map[string]string{
 }
 
 const notNeeded = "is not needed here (Caddy and the workers share private socket pairs, and responses stream); remove it"
-
-// defaultSchedulingPolicy keeps the workers from preempting Caddy each time
-// a request wakes one (see DaemonGroup.SchedulingPolicy).
-const defaultSchedulingPolicy = "batch"
 
 // defaultDeadlockTimeout is mod_wsgi's: long enough that only a process that
 // is truly stuck is killed.

@@ -83,12 +83,6 @@ type Config struct {
 	// fields', its zero is a value (umask 000), not a default: a negative
 	// Umask leaves Caddy's.
 	Umask int
-	// SchedulingPolicy is the workers' Linux CPU scheduling policy, one of
-	// SchedulingPolicies; empty leaves Caddy's. Under SCHED_BATCH a worker
-	// that a request wakes does not preempt the thread running on its CPU,
-	// most often Caddy's, which then writes its responses and requests
-	// without being switched out for each one.
-	SchedulingPolicy string
 
 	// StartupTimeout bounds how long a worker may take to load the application.
 	StartupTimeout time.Duration
@@ -224,9 +218,6 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 	}
 	if len(cfg.Apps) == 0 {
 		return nil, errors.New("no WSGI application configured")
-	}
-	if err := CheckSchedulingPolicy(cfg.SchedulingPolicy); err != nil {
-		return nil, err
 	}
 	if len(cfg.Apps) > math.MaxUint16+1 {
 		return nil, fmt.Errorf("%d applications in one pool; the most is %d", len(cfg.Apps), math.MaxUint16+1)

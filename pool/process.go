@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -287,24 +286,7 @@ func workerOptions(cfg Config) []string {
 	if cfg.Umask >= 0 {
 		args = append(args, "--umask", fmt.Sprintf("%04o", cfg.Umask))
 	}
-	if cfg.SchedulingPolicy != "" {
-		args = append(args, "--scheduling-policy", cfg.SchedulingPolicy)
-	}
 	return args
-}
-
-// SchedulingPolicies are the values of Config.SchedulingPolicy: Linux's
-// SCHED_BATCH, SCHED_OTHER (the default policy) and SCHED_IDLE, by the
-// names systemd's CPUSchedulingPolicy gives them.
-var SchedulingPolicies = []string{"batch", "other", "idle"}
-
-// CheckSchedulingPolicy refuses a value that is not among
-// SchedulingPolicies; empty is allowed (Caddy's policy).
-func CheckSchedulingPolicy(policy string) error {
-	if policy != "" && !slices.Contains(SchedulingPolicies, policy) {
-		return fmt.Errorf("%q is not a scheduling policy; want one of %s", policy, strings.Join(SchedulingPolicies, ", "))
-	}
-	return nil
 }
 
 // forks are the processes to start on the forking thread (see startWorker).

@@ -38,7 +38,6 @@ type procEnv struct {
 	Lang       *string `json:"lang"`
 	LcAll      *string `json:"lc_all"`
 	Umask      string  `json:"umask"`
-	Policy     int     `json:"policy"`
 	Preloaded  string  `json:"preloaded"`
 	Where      string  `json:"where"`
 }
@@ -207,31 +206,6 @@ func TestUmask(t *testing.T) {
 	p, _ = startPool(t, cfg)
 	if env, _ := ask(t, p, "/", ""); env.Umask != caddys {
 		t.Errorf("umask %s with Umask -1, want Caddy's %s", env.Umask, caddys)
-	}
-}
-
-// TestSchedulingPolicy: the request threads run under the policy set, and
-// under Caddy's without one; a name that is no policy is refused.
-func TestSchedulingPolicy(t *testing.T) {
-	caddys, err := unix.SchedGetAttr(0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for policy, want := range map[string]uint32{
-		"batch": unix.SCHED_BATCH, "other": unix.SCHED_NORMAL, "idle": unix.SCHED_IDLE, "": caddys.Policy,
-	} {
-		cfg := procEnvConfig(t)
-		cfg.SchedulingPolicy = policy
-		p, _ := startPool(t, cfg)
-		if env, _ := ask(t, p, "/", ""); env.Policy != int(want) {
-			t.Errorf("SchedulingPolicy %q: the request thread's policy is %d, want %d", policy, env.Policy, want)
-		}
-		p.Close()
-	}
-	cfg := procEnvConfig(t)
-	cfg.SchedulingPolicy = "fifo"
-	if _, err := New(cfg, zap.NewNop()); err == nil || err.Error() != `"fifo" is not a scheduling policy; want one of batch, other, idle` {
-		t.Errorf("New with SchedulingPolicy fifo: %v", err)
 	}
 }
 

@@ -35,7 +35,6 @@ def application(environ, start_response):
             'lang': os.environ.get('LANG'),
             'lc_all': os.environ.get('LC_ALL'),
             'umask': umask(),
-            'policy': os.sched_getscheduler(0),
             'preloaded': PRELOADED,
         }
     start_response('200 OK', [('Content-Type', 'application/json')])

@@ -21,10 +21,6 @@ from . import wire
 from .worker import FileWrapper, Worker, install_output_routing
 
 
-# --scheduling-policy's names: systemd's (CPUSchedulingPolicy) for Linux's.
-SCHEDULING_POLICIES = {'batch': os.SCHED_BATCH, 'other': os.SCHED_OTHER, 'idle': os.SCHED_IDLE}
-
-
 class LoadError(Exception):
     """The application could not be loaded; the message says why."""
 
@@ -264,8 +260,6 @@ def parse_args(argv):
                         help='directory added with site.addsitedir (repeatable)')
     parser.add_argument('--import-script', help='script run before the application is loaded')
     parser.add_argument('--display-name', help='process name shown by ps')
-    parser.add_argument('--scheduling-policy', choices=SCHEDULING_POLICIES,
-                        help="the process's CPU scheduling policy")
     parser.add_argument('--umask', type=lambda s: int(s, 8), help='octal file mode creation mask')
     parser.add_argument('--control-fd', type=int,
                         help='socket to Caddy for heartbeats, change notices and stack reports')
@@ -445,27 +439,6 @@ def watch_sources(control, watcher, interval):
             control.send(b''.join(wire.change_notice(path, mtime) for path, mtime in changed))
 
 
-def set_scheduling_policy(name):
-    """Set this thread's CPU scheduling policy, for the threads it starts
-    too. A policy Linux refuses (leaving SCHED_IDLE needs CAP_SYS_NICE or a
-    high enough RLIMIT_NICE) is a warning: the worker serves under the one
-    it has."""
-    try:
-        os.sched_setscheduler(0, SCHEDULING_POLICIES[name], os.sched_param(0))
-    except OSError as exc:
-        sys.stderr.write(wire.log_record_line(
-            wire.LEVEL_WARN, 'caddy_wsgi', 'could not set the scheduling policy %s (%s); the worker keeps %s'
-            % (name, exc.strerror, policy_name(os.sched_getscheduler(0)))))
-        sys.stderr.flush()
-
-
-def policy_name(policy):
-    for name, value in SCHEDULING_POLICIES.items():
-        if value == policy:
-            return name
-    return 'policy %d' % policy
-
-
 def hello(conn, thread):
     conn.send(wire.frame(wire.HELLO, wire.encode_pairs([
         ('protocol', str(wire.VERSION)),
@@ -489,9 +462,6 @@ def main(argv=None):
             set_display_name(args.display_name)
         except OSError as exc:
             print('caddy-wsgi: could not set the display name %r: %s' % (args.display_name, exc), file=sys.stderr)
-    if args.scheduling_policy:
-        # Before any thread starts: threads take their creator's policy.
-        set_scheduling_policy(args.scheduling_policy)
     if args.umask is not None:
         os.umask(args.umask)
     conns = [wire.Connection(socket.socket(fileno=fd)) for fd in args.fds]

@@ -3,11 +3,9 @@ runs it (python caddy-wsgi-worker.py --app ... --fds ...)."""
 
 import gc
 import importlib
-import io
 import json
 import os
 import re
-import resource
 import socket
 import subprocess
 import sys
@@ -619,45 +617,16 @@ def test_parse_args_requires_an_app(capsys):
 def test_parse_args_process_environment():
     args = main.parse_args(['--app', 'pkg.mod:app', '--fds', '3'])
     assert args.python_path == [] and args.import_script is None and args.display_name is None
-    assert args.umask is None and args.control_fd is None and args.scheduling_policy is None
+    assert args.umask is None and args.control_fd is None
     assert args.heartbeat is None and args.reload_on_changes is False
 
     args = main.parse_args(['--app', 'pkg.mod:app', '--fds', '3,4', '--python-path', '/a', '--python-path', '/b',
                             '--display-name', '(wsgi:site)', '--umask', '0027', '--control-fd', '5',
-                            '--heartbeat', '0.25', '--reload-on-changes', '--scheduling-policy', 'idle'])
+                            '--heartbeat', '0.25', '--reload-on-changes'])
     assert args.python_path == ['/a', '/b']
-    assert args.scheduling_policy == 'idle'
     assert args.display_name == '(wsgi:site)'
     assert args.umask == 0o027
     assert args.control_fd == 5 and args.heartbeat == 0.25 and args.reload_on_changes is True
-
-
-def test_scheduling_policy_refused():
-    """A worker that Linux does not let leave SCHED_IDLE (without
-    CAP_SYS_NICE, and with RLIMIT_NICE under 20) warns at its logger's
-    level and goes on under the policy it has."""
-    read, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(read)
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-            resource.setrlimit(resource.RLIMIT_NICE, (0, 0))
-            if os.geteuid() == 0:
-                os.setuid(65534)  # nobody: without CAP_SYS_NICE
-            sys.stderr = io.StringIO()
-            main.set_scheduling_policy('batch')
-            os.write(write_end, json.dumps([sys.stderr.getvalue(), os.sched_getscheduler(0)]).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read, 'rb') as f:
-        output, policy = json.loads(f.read())
-    os.waitpid(pid, 0)
-    assert output == wire.log_record_line(
-        wire.LEVEL_WARN, 'caddy_wsgi', 'could not set the scheduling policy batch (Operation not permitted); '
-        'the worker keeps idle')
-    assert policy == os.SCHED_IDLE
 
 
 def test_heartbeat_until_the_threads_end():
@@ -1324,7 +1293,6 @@ def application(environ, start_response):
         'umask': umask,
         'executable': sys.executable,
         'prefix': sys.prefix,
-        'policy': os.sched_getscheduler(0),
     }
     start_response('200 OK', [('Content-Type', 'application/json')])
     return [json.dumps(info).encode()]
@@ -1345,7 +1313,7 @@ def test_worker_process_environment(python, tmp_path, worker_process):
                               capture_output=True, text=True, check=True).stdout.split('\n')[:2]
     wp = worker_process(python, script, tmp_path, extra=[
         '--python-path', str(site_dir), '--import-script', 'preload.py', '--umask', '0027',
-        '--display-name', '(wsgi:site)', '--scheduling-policy', 'batch'])
+        '--display-name', '(wsgi:site)'])
     client = wp.clients[0]
     check_hello(client.read_hello(), wp.proc, python)
 
@@ -1354,8 +1322,6 @@ def test_worker_process_environment(python, tmp_path, worker_process):
     assert json.loads(client.request({'QUERY_STRING': 'sitemod_via_pth'}).body)['where'] == 'pth'
     assert info['preloaded'].startswith('_caddy_wsgi_')
     assert info['umask'] == '0027'
-    # The request thread's own: threads take their creator's policy.
-    assert info['policy'] == os.SCHED_BATCH
     # Renamed, yet the interpreter still knows where it is installed.
     assert [info['executable'], info['prefix']] == expected
     with open('/proc/%d/comm' % wp.proc.pid) as f:
