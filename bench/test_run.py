@@ -6,6 +6,7 @@ import importlib.machinery
 import importlib.util
 import io
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,20 @@ def test_update_readme(tmp_path, monkeypatch):
     monkeypatch.setattr(run, "README", readme)
     run.update_readme("new table\n")
     assert readme.read_text() == f"intro\n{run.README_START}\n\nnew table\n\n{run.README_END}\nrest\n"
+
+
+def test_pin_runs_the_client_on_its_cpu_and_the_servers_on_the_others():
+    cfg = run.parse_args(["--pin", "--workloads", "hello"])
+    status = ["grep", "Cpus_allowed_list", "/proc/self/status"]
+    out = subprocess.run(run.client_argv(cfg, status), capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["Cpus_allowed_list:", "0"]
+    out = subprocess.run(run.pinned(cfg, status, run.server_cpus()), capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["Cpus_allowed_list:", run.server_cpus()]
+    machine = {"nproc": os.cpu_count(), "cpu": "?", "kernel": "?", "python": "?"}
+    assert "Pinned (--pin): the clients run on CPU 0" in run.settings_md(cfg, machine, cfg.workloads)
+    unpinned = run.parse_args(["--workloads", "hello"])
+    assert run.client_argv(unpinned, status) == status
+    assert "(nothing pinned)" in run.settings_md(unpinned, machine, unpinned.workloads)
+    with pytest.raises(SystemExit):
+        run.parse_args(["--pin", "--readme"])
